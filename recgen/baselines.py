@@ -1,0 +1,82 @@
+"""Baselines every model is compared with, scored exactly like a model (the `Scorer` protocol)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from recgen.constants import ITEM_MEAN_SHRINKAGE
+from recgen.features import Interactions
+
+
+class VideoScorer:
+    """The same score of a video for every user (popularity, item mean)."""
+
+    def __init__(self, name: str, video_scores: np.ndarray, predicts_watch_ratio: bool):
+        self.name = name
+        self.video_scores = np.asarray(video_scores, dtype=np.float32)
+        self.predicts_watch_ratio = predicts_watch_ratio
+
+    def score_pairs(self, users: np.ndarray, videos: np.ndarray) -> np.ndarray:
+        return self.video_scores[videos]
+
+    def score_block(self, users: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(self.video_scores, (len(users), len(self.video_scores)))
+
+
+class RandomScorer:
+    """Uniform random scores, a pure function of (user, video, seed), so a pair scores the same wherever
+    it is scored (in a block or alone) and reruns are identical."""
+
+    name = "random"
+    predicts_watch_ratio = False
+
+    def __init__(self, n_videos: int, seed: int):
+        self.n_videos = n_videos
+        # Mix the seed in once (modulo 2**64, as an unsigned hash should) so nearby seeds differ everywhere.
+        self.salt = _uniform_key(np.array([seed], dtype=np.uint64))[0]
+
+    def score_pairs(self, users: np.ndarray, videos: np.ndarray) -> np.ndarray:
+        key = users.astype(np.uint64) * np.uint64(self.n_videos) + videos.astype(np.uint64)
+        return _to_unit(_uniform_key(key ^ self.salt))
+
+    def score_block(self, users: np.ndarray) -> np.ndarray:
+        videos = np.arange(self.n_videos)
+        return self.score_pairs(np.repeat(users, self.n_videos), np.tile(videos, len(users))).reshape(
+            len(users), self.n_videos
+        )
+
+
+def _uniform_key(key: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser: a well-mixed 64-bit hash of each key (arithmetic wraps modulo 2**64)."""
+    with np.errstate(over="ignore"):
+        z = key + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def _to_unit(z: np.ndarray) -> np.ndarray:
+    """The top 24 bits as a float32 in [0, 1): exact, so no two different keys round to the same 1.0."""
+    return ((z >> np.uint64(40)).astype(np.float64) / float(1 << 24)).astype(np.float32)
+
+
+def exposure_counts(train: Interactions, n_videos: int) -> np.ndarray:
+    """How many training rows each video has: the popularity a feed's exposure gave it."""
+    return np.bincount(train.videos, minlength=n_videos).astype(np.float64)
+
+
+def item_means(train: Interactions, n_videos: int, shrinkage: float = ITEM_MEAN_SHRINKAGE) -> np.ndarray:
+    """Each video's mean watch ratio, shrunk towards the global mean: (sum + m * mean) / (n + m)."""
+    counts = np.bincount(train.videos, minlength=n_videos)
+    sums = np.bincount(train.videos, weights=train.watch_ratio.astype(np.float64), minlength=n_videos)
+    global_mean = float(train.watch_ratio.mean()) if len(train) else 0.0
+    return (sums + shrinkage * global_mean) / (counts + shrinkage)
+
+
+def baselines(train: Interactions, n_videos: int, seed: int) -> list:
+    """random, popularity (exposure count) and item_mean (shrunk mean watch ratio)."""
+    return [
+        RandomScorer(n_videos, seed),
+        VideoScorer("popularity", exposure_counts(train, n_videos), predicts_watch_ratio=False),
+        VideoScorer("item_mean", item_means(train, n_videos), predicts_watch_ratio=True),
+    ]

@@ -1,0 +1,359 @@
+"""The nightly job: lock, run record, ingest -> features -> train/reload -> recommend -> evaluate -> publish.
+
+Everything a run writes carries its run id; the `latest_*` views show a run only once the last transaction
+marks it published, so readers never see half a run and a failed night leaves the previous results in place.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import Engine, select, update
+from sqlalchemy.engine import make_url
+
+from recgen import baselines as baseline_scorers
+from recgen import evaluate, features, model, recommend
+from recgen.constants import (
+    EMBEDDED_SAMPLE_SCALE,
+    GROUND_TRUTH,
+    LOCK_FILE,
+    MODEL_SEED,
+    MODELS_SUBDIR,
+    OUTPUT_DIR,
+    SAMPLE_SUBDIR,
+    SEED,
+    SOURCE_MODEL,
+    STATUS_FAILED,
+    STATUS_PUBLISHED,
+    STATUS_RUNNING,
+    TOP_K,
+)
+from recgen.db import database_url, get_engine, insert_frame, migrate, utc_now
+from recgen.errors import EXIT_INTERNAL, ConfigError, LockedError, MissingInputError, RecgenError
+from recgen.ingest import ingest
+from recgen.schema import models, recommendations, runs
+
+Log = Callable[[str], None]
+RETRAIN_CHOICES = ("auto", "always", "never")
+MODEL_CHOICES = (MODEL_SEED,)
+
+
+@dataclass
+class BatchOptions:
+    db: str = str(OUTPUT_DIR / "recs.db")
+    data_dir: str | None = None
+    retrain: str = "auto"
+    model: str = MODEL_SEED
+    k: int = TOP_K
+    seed: int = SEED
+    sample_scale: str = EMBEDDED_SAMPLE_SCALE
+
+    @property
+    def output_dir(self) -> Path:
+        """The database's folder for SQLite (models, sample and lock live beside it), else ./output."""
+        url = make_url(database_url(self.db))
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            return Path(url.database).parent
+        return OUTPUT_DIR
+
+    @property
+    def models_dir(self) -> Path:
+        return self.output_dir / MODELS_SUBDIR
+
+    @property
+    def sample_dir(self) -> Path:
+        return self.output_dir / SAMPLE_SUBDIR
+
+
+@dataclass
+class RunSummary:
+    run_id: int
+    status: str
+    seconds: float
+    synthetic: bool
+    trained: bool
+    model_id: int
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@contextmanager
+def job_lock(path: Path) -> Iterator[None]:
+    """An exclusive kernel lock (flock): released by the kernel on any exit, even kill -9."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LockedError(f"another recgen job is running (lock held on {path})") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def lock_path(db: str) -> Path:
+    return BatchOptions(db=db).output_dir / LOCK_FILE
+
+
+def ensure_embedded_sample(sample_dir: Path, scale: str, log: Log) -> Path:
+    """The synthetic sample used when no data is configured: generated once, then reused."""
+    from recgen.sample import generate_sample  # imported late: only the embedded default needs it
+
+    data_dir = sample_dir / "KuaiRec 2.0" / "data"
+    if data_dir.is_dir():
+        return sample_dir
+    log(f"generating the embedded synthetic sample ({scale} scale) in {sample_dir}")
+    sample_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".sample-", dir=sample_dir.parent))
+    try:
+        generate_sample(staging, scale=scale, seed=SEED)
+        os.replace(staging, sample_dir)  # a half-written sample is never mistaken for a complete one
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return sample_dir
+
+
+def is_synthetic(source: Path) -> bool:
+    """recgen's generator leaves its ground truth above the data folder: a sample passed by path is still
+    synthetic, and the run record says so."""
+    return any((folder / GROUND_TRUTH).is_file() for folder in (source, source.parent, source.parent.parent))
+
+
+class _Stages:
+    """Times each stage, logs it, and keeps the figures for the runs row."""
+
+    def __init__(self, log: Log):
+        self.log = log
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        self.log(f"{name}...")
+        started = time.perf_counter()
+        yield
+        self.seconds[name] = time.perf_counter() - started
+        self.log(f"{name} done in {self.seconds[name]:.1f} s")
+
+
+def run_batch(options: BatchOptions, log: Log = print) -> RunSummary:
+    """Run the whole nightly job once; returns the published run's summary or raises (run marked failed)."""
+    if options.retrain not in RETRAIN_CHOICES:
+        raise ConfigError(f"--retrain must be one of {', '.join(RETRAIN_CHOICES)}, not {options.retrain!r}")
+    if options.model not in MODEL_CHOICES:
+        raise ConfigError(f"--model must be one of {', '.join(MODEL_CHOICES)}, not {options.model!r}")
+    engine = get_engine(options.db)
+    with job_lock(lock_path(options.db)):
+        migrate(engine)
+        _fail_abandoned_runs(engine)
+        if options.data_dir is None:
+            source = ensure_embedded_sample(Path(options.sample_dir), options.sample_scale, log)
+            log(f"no data configured (--data-dir / RECGEN_DATA_DIR): using SYNTHETIC KuaiRec-format data in {source}")
+        else:
+            source = Path(options.data_dir)
+        synthetic = options.data_dir is None or is_synthetic(source)
+        run_id = _start_run(engine, str(source), synthetic, options)
+        log(f"run {run_id} started")
+        stages = _Stages(log)
+        started = time.perf_counter()
+        try:
+            summary = _run_stages(engine, run_id, source, options, stages, log)
+        except BaseException as exc:  # Ctrl-C and SIGTERM too: the run must not stay 'running'
+            _finish_run(engine, run_id, STATUS_FAILED, stages.seconds, error=_describe(exc), exit_code=_code(exc))
+            raise
+        summary.seconds = time.perf_counter() - started
+        summary.synthetic = synthetic
+        return summary
+
+
+def _run_stages(engine: Engine, run_id: int, source: Path, options: BatchOptions, stages: _Stages, log: Log):
+    with stages.stage("ingest"):
+        ingested = ingest(engine, source, progress=log)
+    with stages.stage("features"):
+        catalog = features.load_catalog(engine)
+        train_rows = features.load_interactions(engine, catalog)
+        video_features, _ = features.seed_video_features(engine, catalog)
+    with stages.stage("train"):
+        keras_model, model_id, trained = _train_or_reload(
+            engine, options, catalog, train_rows, video_features, ingested.fingerprint, log
+        )
+    n_videos = len(catalog.video_ids)
+    scorer = model.KerasScorer(keras_model, n_videos)
+    with stages.stage("recommend"):
+        users = np.unique(train_rows.users)
+        seen = features.seen_matrix_indptr(train_rows, len(catalog.user_ids))
+        rec_users, rec_videos, rec_scores = recommend.top_k(
+            scorer, users, *seen, k=options.k, progress=_every_tenth(log, "scored")
+        )
+        frame = recommend.recommendation_frame(
+            run_id, rec_users, rec_videos, rec_scores, catalog.user_ids, catalog.video_ids, SOURCE_MODEL
+        )
+        with engine.begin() as conn:
+            insert_frame(conn, recommendations, frame)
+    with stages.stage("evaluate"):
+        data = evaluate.load_eval_data(engine, catalog)
+        others = baseline_scorers.baselines(train_rows, n_videos, options.seed)
+        per_user = evaluate.evaluate_all(data, [scorer, *others], options.k, progress=log)
+        popularity = baseline_scorers.exposure_counts(train_rows, n_videos)
+        run_level = {name: evaluate.summary(values, options.k) for name, values in per_user.items()}
+        run_level["model"].update(evaluate.beyond_accuracy(rec_videos, popularity, options.k))
+        for other in others:
+            _, other_videos, _ = recommend.top_k(other, users, *seen, k=options.k)
+            run_level[other.name].update(evaluate.beyond_accuracy(other_videos, popularity, options.k))
+        with engine.begin() as conn:
+            evaluate.write_metrics(conn, run_id, data, per_user["model"], run_level)
+    counts = {
+        "n_users": int(len(users)),
+        "n_videos": n_videos,
+        "n_train_rows": len(train_rows),
+        "n_recommendations": len(frame),
+        "n_eval_users": data.n_users,
+        "data_fingerprint": ingested.fingerprint,
+        "model_id": model_id,
+        "trained": trained,
+    }
+    _finish_run(engine, run_id, STATUS_PUBLISHED, stages.seconds, exit_code=0, **counts)
+    return RunSummary(
+        run_id=run_id,
+        status=STATUS_PUBLISHED,
+        seconds=0.0,
+        synthetic=False,
+        trained=trained,
+        model_id=model_id,
+        metrics=run_level,
+        timings=dict(stages.seconds),
+    )
+
+
+def _every_tenth(log: Log, verb: str) -> Callable[[int, int], None]:
+    marks: set[int] = set()
+
+    def report(done: int, total: int) -> None:
+        tenth = done * 10 // max(total, 1)
+        if tenth not in marks:
+            marks.add(tenth)
+            log(f"{verb} {done:,}/{total:,} users")
+
+    return report
+
+
+def _train_or_reload(engine, options, catalog, train_rows, video_features, fingerprint, log):
+    settings = model.SeedSettings(seed=options.seed)
+    key = settings.key()
+    if options.retrain != "always":
+        found = _reusable_model(engine, options.model, key, None if options.retrain == "never" else fingerprint, log)
+        if found is not None:
+            model_id, keras_model = found
+            log(f"reloaded model {model_id} (data and settings unchanged)")
+            return keras_model, model_id, False
+        if options.retrain == "never":
+            raise MissingInputError(f"--retrain never: no usable saved {options.model} model; run with --retrain auto")
+    keras_model = model.build_seed_model(len(catalog.user_ids), video_features, settings)
+    log(f"training the {options.model} model on {len(train_rows):,} interactions")
+    report = model.train(keras_model, train_rows, settings, progress=log)
+    path, digest = model.save(keras_model, Path(options.models_dir))
+    with engine.begin() as conn:
+        model_id = conn.execute(
+            models.insert().values(
+                name=options.model,
+                path=str(path),
+                sha256=digest,
+                architecture=model.architecture(keras_model),
+                params=json.dumps(settings.__dict__),
+                n_parameters=int(keras_model.count_params()),
+                data_fingerprint=fingerprint,
+                settings_key=key,
+                val_loss=report.val_loss,
+                epochs_trained=report.epochs_trained,
+                train_seconds=report.seconds,
+                train_rows=report.rows,
+                created_at=utc_now(),
+            )
+        ).inserted_primary_key[0]
+    return keras_model, int(model_id), True
+
+
+def _reusable_model(engine: Engine, name: str, key: str, fingerprint: str | None, log: Log):
+    """The newest saved model with these settings (and data), if its file is intact; None otherwise."""
+    query = select(models.c.id, models.c.path, models.c.sha256).where(
+        models.c.name == name, models.c.settings_key == key
+    )
+    if fingerprint is not None:
+        query = query.where(models.c.data_fingerprint == fingerprint)
+    with engine.connect() as conn:
+        row = conn.execute(query.order_by(models.c.id.desc()).limit(1)).first()
+    if row is None:
+        return None
+    path = Path(row.path)
+    if not path.is_file() or model.file_sha256(path) != row.sha256:
+        log(f"warning: saved model {row.id} at {path} is missing or changed (sha256 mismatch); retraining")
+        return None
+    try:
+        return int(row.id), model.load(path)
+    except Exception as exc:  # a corrupt file must mean retraining, never a crash
+        log(f"warning: saved model {row.id} at {path} cannot be loaded ({exc}); retraining")
+        return None
+
+
+def _start_run(engine: Engine, source: str, synthetic: bool, options: BatchOptions) -> int:
+    with engine.begin() as conn:
+        return int(
+            conn.execute(
+                runs.insert().values(
+                    started_at=utc_now(),
+                    status=STATUS_RUNNING,
+                    data_source=source,
+                    synthetic=synthetic,
+                    model_name=options.model,
+                    k=options.k,
+                )
+            ).inserted_primary_key[0]
+        )
+
+
+def _finish_run(engine: Engine, run_id: int, status: str, seconds: dict[str, float], **values) -> None:
+    timing_columns = {f"{stage}_seconds": value for stage, value in seconds.items()}
+    with engine.begin() as conn:
+        conn.execute(
+            update(runs)
+            .where(runs.c.id == run_id)
+            .values(status=status, finished_at=utc_now(), **timing_columns, **values)
+        )
+
+
+def _fail_abandoned_runs(engine: Engine) -> None:
+    """Runs still 'running' while we hold the lock died without cleaning up (kill -9, power loss)."""
+    with engine.begin() as conn:
+        conn.execute(
+            update(runs)
+            .where(runs.c.status == STATUS_RUNNING)
+            .values(status=STATUS_FAILED, finished_at=utc_now(), error="abandoned: the process died mid-run")
+        )
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (Ctrl-C)"
+    if isinstance(exc, SystemExit):
+        return f"interrupted (exit {exc.code})"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _code(exc: BaseException) -> int:
+    if isinstance(exc, RecgenError):
+        return exc.exit_code
+    if isinstance(exc, KeyboardInterrupt):
+        return 130
+    if isinstance(exc, SystemExit) and isinstance(exc.code, int):
+        return exc.code
+    return EXIT_INTERNAL

@@ -1,0 +1,225 @@
+"""The `recgen` command: thin click commands over the library functions.
+
+Expected failures print one line and exit with the code documented in recgen.errors (and the README).
+"""
+
+from __future__ import annotations
+
+import functools
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import click
+
+from recgen.constants import DEFAULT_DB_PATH, EMBEDDED_SAMPLE_SCALE, MODEL_SEED, SEED, TOP_K
+from recgen.errors import EXIT_INTERNAL, EXIT_USAGE, RecgenError
+
+DB_OPTION = click.option(
+    "--db",
+    envvar="RECGEN_DB",
+    default=str(DEFAULT_DB_PATH),
+    show_default=True,
+    help="SQLite file or SQLAlchemy URL. Env: RECGEN_DB.",
+)
+
+
+def _log(message: str) -> None:
+    click.echo(f"{time.strftime('%H:%M:%S')} {message}", err=True)
+
+
+def _expected_failures(func):
+    """Turn RecgenError into one clean line and its exit code; SIGTERM into a clean stop (exit 143)."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        signal.signal(signal.SIGTERM, _raise_on_sigterm)
+        try:
+            return func(*args, **kwargs)
+        except RecgenError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+def _raise_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+class _Group(click.Group):
+    """Exit codes from the documented table: usage errors 64 (click's default is 2), bugs 70."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as exc:
+            exc.show()
+            sys.exit(EXIT_USAGE)
+        except click.Abort:
+            click.echo("Interrupted.", err=True)
+            sys.exit(130)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except Exception:
+            traceback.print_exc()
+            click.echo("Internal error (a bug in recgen): please report it with the traceback above.", err=True)
+            sys.exit(EXIT_INTERNAL)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="recgen")
+def cli() -> None:
+    """recgen: nightly top-50 recommendations for KuaiRec-style data, in SQLite, published with Datasette.
+
+    Example:
+
+        recgen run-batch && datasette output/recs.db
+    """
+
+
+@cli.command("run-batch")
+@DB_OPTION
+@click.option(
+    "--data-dir",
+    envvar="RECGEN_DATA_DIR",
+    type=click.Path(path_type=Path),
+    help="KuaiRec folder or KuaiRec.zip. Without it, a synthetic sample is generated once under output/ and "
+    "used. Env: RECGEN_DATA_DIR.",
+)
+@click.option(
+    "--retrain",
+    envvar="RECGEN_RETRAIN",
+    type=click.Choice(["auto", "always", "never"]),
+    default="auto",
+    show_default=True,
+    help="auto: reload the saved model when the data and settings are unchanged. Env: RECGEN_RETRAIN.",
+)
+@click.option(
+    "--model",
+    "model_name",
+    envvar="RECGEN_MODEL",
+    type=click.Choice([MODEL_SEED]),
+    default=MODEL_SEED,
+    show_default=True,
+    help="Model family. Env: RECGEN_MODEL.",
+)
+@click.option("--k", type=click.IntRange(1, 1000), default=TOP_K, show_default=True, help="List length.")
+@click.option("--seed", type=int, default=SEED, show_default=True, help="Random seed for training and baselines.")
+@click.option(
+    "--sample-scale",
+    envvar="RECGEN_SAMPLE_SCALE",
+    type=click.Choice(["tiny", "small", "full"]),
+    default=EMBEDDED_SAMPLE_SCALE,
+    show_default=True,
+    help="Size of the synthetic sample generated when no data is configured. Env: RECGEN_SAMPLE_SCALE.",
+)
+@_expected_failures
+def run_batch(db, data_dir, retrain, model_name, k, seed, sample_scale) -> None:
+    """Run the nightly job: ingest, features, train or reload, recommend, evaluate, publish.
+
+    Example:
+
+        recgen run-batch --data-dir "/data/KuaiRec 2.0"
+
+    cron: 0 3 * * * cd /srv/recgen && RECGEN_DATA_DIR=/data/KuaiRec.zip recgen run-batch
+    """
+    from recgen.batch import BatchOptions, run_batch
+
+    options = BatchOptions(
+        db=db,
+        data_dir=str(data_dir) if data_dir else None,
+        retrain=retrain,
+        model=model_name,
+        k=k,
+        seed=seed,
+        sample_scale=sample_scale,
+    )
+    summary = run_batch(options, log=_log)
+    model_metrics = summary.metrics.get("model", {})
+    kind = "synthetic" if summary.synthetic else "real"
+    click.echo(
+        f"run {summary.run_id} {summary.status} in {summary.seconds:.1f} s "
+        f"({'trained' if summary.trained else 'reloaded'} model {summary.model_id}, {kind} data): "
+        f"ndcg@{k} {model_metrics.get(f'ndcg@{k}', float('nan')):.4f}, "
+        f"hit_ratio@{k} {model_metrics.get(f'hit_ratio@{k}', float('nan')):.4f}"
+    )
+
+
+@cli.command()
+@DB_OPTION
+@click.option(
+    "--data-dir",
+    envvar="RECGEN_DATA_DIR",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="KuaiRec folder or KuaiRec.zip. Env: RECGEN_DATA_DIR.",
+)
+@click.option("--force", is_flag=True, help="Reload every file even if unchanged.")
+@_expected_failures
+def ingest(db, data_dir, force) -> None:
+    """Load the KuaiRec CSVs into the database (unchanged files are skipped).
+
+    Example:
+
+        recgen ingest --data-dir KuaiRec.zip
+    """
+    from recgen.batch import job_lock, lock_path
+    from recgen.db import get_engine
+    from recgen.ingest import ingest as run_ingest
+
+    with job_lock(lock_path(db)):
+        result = run_ingest(get_engine(db), data_dir, force=force, progress=_log)
+    click.echo(
+        f"loaded {len(result.loaded)} file(s), skipped {len(result.skipped)} unchanged; "
+        + ", ".join(f"{table} {rows:,}" for table, rows in result.rows.items())
+    )
+
+
+@cli.command()
+@click.argument("out_dir", type=click.Path(path_type=Path))
+@click.option(
+    "--scale", type=click.Choice(["tiny", "small", "full"]), default="tiny", show_default=True, help="Sample size."
+)
+@click.option("--seed", type=int, default=SEED, show_default=True, help="Generator seed.")
+@_expected_failures
+def sample(out_dir, scale, seed) -> None:
+    """Write a synthetic KuaiRec 2.0 dataset (all seven CSVs, real format) with a planted ground truth.
+
+    Example:
+
+        recgen sample /tmp/kuairec --scale small --seed 7
+    """
+    from recgen.sample import generate_sample
+
+    data_dir = generate_sample(out_dir, scale=scale, seed=seed, progress=_log)
+    click.echo(f"wrote a {scale} synthetic sample to {data_dir}")
+
+
+@cli.command("evaluate")
+@DB_OPTION
+@click.option("--run", "run_id", type=int, help="Run id (default: the latest published run).")
+@_expected_failures
+def evaluate_command(db, run_id) -> None:
+    """Print a run's metrics for the model next to the baselines.
+
+    Example:
+
+        recgen evaluate --run 12
+    """
+    from recgen.db import get_engine
+    from recgen.errors import MissingInputError
+    from recgen.evaluate import metrics_table
+
+    found, table = metrics_table(get_engine(db), run_id)
+    if table.empty:
+        raise MissingInputError(f"no metrics for {'run ' + str(run_id) if run_id else 'any published run'} in {db}")
+    click.echo(f"run {found}")
+    click.echo(table.to_string(float_format=lambda v: f"{v:.4f}", na_rep="-"))

@@ -1,0 +1,62 @@
+"""Names, defaults and paths shared by every stage: the one place for numbers that mean something."""
+
+from pathlib import Path
+
+# Recommendation and evaluation.
+TOP_K = 50
+SEED = 42
+RELEVANT_WATCH_RATIO = 2.0  # KuaiRec paper's positive: watched at least twice through.
+NDCG_GAIN_CAP = 5.0  # Graded gain min(watch_ratio, 5) so a handful of loops cannot dominate NDCG.
+ITEM_MEAN_SHRINKAGE = 20.0  # Pseudo-count pulling a video's mean watch ratio towards the global mean.
+
+# Scoring and bulk writes.
+SCORE_BLOCK_USERS = 256  # Users scored per block: 256 x 10,728 float32 scores is ~11 MB.
+INSERT_CHUNK_ROWS = 200_000
+
+# Paths. The default database is relative to the working directory; models, the embedded sample and the
+# lock live in the database's folder.
+OUTPUT_DIR = Path("output")
+DEFAULT_DB_PATH = OUTPUT_DIR / "recs.db"
+MODELS_SUBDIR = "models"
+SAMPLE_SUBDIR = "sample"
+LOCK_FILE = "recgen.lock"
+EMBEDDED_SAMPLE_SCALE = "small"
+
+# Environment variables read by the CLI (cron needs no wrapper script).
+ENV_PREFIX = "RECGEN"
+
+# KuaiRec file names, in the order they are loaded.
+BIG_MATRIX = "big_matrix.csv"
+SMALL_MATRIX = "small_matrix.csv"
+ITEM_CATEGORIES = "item_categories.csv"
+ITEM_DAILY_FEATURES = "item_daily_features.csv"
+CAPTION_CATEGORY = "kuairec_caption_category.csv"
+USER_FEATURES = "user_features.csv"
+SOCIAL_NETWORK = "social_network.csv"
+KUAIREC_FILES = (
+    USER_FEATURES,
+    ITEM_CATEGORIES,
+    CAPTION_CATEGORY,
+    ITEM_DAILY_FEATURES,
+    SOCIAL_NETWORK,
+    BIG_MATRIX,
+    SMALL_MATRIX,
+)
+GROUND_TRUTH = "ground_truth.csv"  # Written by `recgen sample` only; never read by a model.
+# Folders searched for the CSVs, inside a directory or a zip, in this order.
+DATA_SUBDIRS = ("KuaiRec 2.0/data", "KuaiRec/data", "data", "")
+
+# Model names accepted by --model.
+MODEL_SEED = "seed"
+DEFAULT_MODEL = MODEL_SEED
+
+# Run statuses.
+STATUS_RUNNING = "running"
+STATUS_SUCCEEDED = "succeeded"
+STATUS_FAILED = "failed"
+STATUS_PUBLISHED = "published"
+
+# Recommendation sources.
+SOURCE_MODEL = "model"
+SOURCE_CONTENT = "content"
+SOURCE_POPULARITY = "popularity"

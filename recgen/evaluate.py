@@ -1,0 +1,140 @@
+"""Evaluation on the fully observed matrix, per the metrics contract (DESIGN.md), for a model and baselines."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, Engine, text
+
+from recgen import metrics
+from recgen.constants import TOP_K
+from recgen.db import insert_frame
+from recgen.features import Catalog, load_interactions
+from recgen.recommend import Scorer
+from recgen.schema import run_metrics, user_metrics
+
+# Per-user metrics that are written to user_metrics and averaged into run_metrics.
+USER_METRICS = ("hit_ratio", "ndcg", "seed_ndcg", "precision", "recall", "mae", "rmse", "spearman")
+AT_K = ("hit_ratio", "ndcg", "seed_ndcg", "precision", "recall")  # named metric@k in run_metrics
+
+
+@dataclass(frozen=True)
+class EvalData:
+    """The evaluation cells: dense user codes (0..n_users-1), video indexes and observed watch ratios."""
+
+    user_codes: np.ndarray
+    user_ids: np.ndarray  # user id of each code
+    user_index: np.ndarray  # catalogue index of each code
+    videos: np.ndarray
+    truth: np.ndarray
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_ids)
+
+
+def load_eval_data(engine: Engine, catalog: Catalog) -> EvalData:
+    cells = load_interactions(engine, catalog, "eval_interactions")
+    codes, uniques = pd.factorize(cells.users, sort=True)
+    return EvalData(
+        user_codes=codes.astype(np.int64),
+        user_ids=catalog.user_ids[uniques],
+        user_index=np.asarray(uniques, dtype=np.int32),
+        videos=cells.videos,
+        truth=cells.watch_ratio.astype(np.float64),
+    )
+
+
+def evaluate_scorer(data: EvalData, scorer: Scorer, k: int = TOP_K) -> dict[str, np.ndarray]:
+    """Per-user metrics of one scorer over every user's evaluation videos."""
+    scores = scorer.score_pairs(data.user_index[data.user_codes], data.videos).astype(np.float64)
+    return metrics.user_metrics(
+        data.user_codes,
+        data.videos,
+        scores,
+        data.truth,
+        k,
+        predictions=scores if scorer.predicts_watch_ratio else None,
+        n_users=data.n_users,
+    )
+
+
+def summary(per_user: dict[str, np.ndarray], k: int) -> dict[str, float]:
+    """Run-level values: the mean over users of each per-user metric (users where it is undefined skipped)."""
+    out = {}
+    for name in USER_METRICS:
+        values = per_user[name]
+        if np.isnan(values).all():
+            continue
+        out[f"{name}@{k}" if name in AT_K else name] = float(np.nanmean(values))
+    return out
+
+
+def beyond_accuracy(rec_videos: np.ndarray, popularity: np.ndarray, k: int) -> dict[str, float]:
+    """Catalogue-level metrics of published lists: coverage, mean popularity percentile, Gini."""
+    n_catalog = len(popularity)
+    return {
+        f"coverage@{k}": metrics.catalog_coverage(rec_videos, n_catalog),
+        f"popularity_percentile@{k}": metrics.popularity_percentile(rec_videos, popularity),
+        f"gini@{k}": metrics.gini(rec_videos, n_catalog),
+    }
+
+
+def user_metric_frame(run_id: int, data: EvalData, per_user: dict[str, np.ndarray]) -> pd.DataFrame:
+    frame = pd.DataFrame({"run_id": run_id, "user_id": data.user_ids})
+    frame["n_items"] = per_user["n_items"].astype(np.int64)
+    frame["n_relevant"] = per_user["n_relevant"].astype(np.int64)
+    for name in USER_METRICS:
+        frame[name] = per_user[name]
+    return frame
+
+
+def write_metrics(
+    conn: Connection,
+    run_id: int,
+    data: EvalData,
+    model_per_user: dict[str, np.ndarray],
+    run_level: dict[str, dict[str, float]],
+) -> None:
+    """user_metrics for the run's model, run_metrics for the model and every baseline."""
+    insert_frame(conn, user_metrics, user_metric_frame(run_id, data, model_per_user))
+    rows = [
+        (run_id, model_name, metric, value)
+        for model_name, values in run_level.items()
+        for metric, value in values.items()
+    ]
+    insert_frame(conn, run_metrics, pd.DataFrame(rows, columns=["run_id", "model_name", "metric", "value"]))
+
+
+def metrics_table(engine: Engine, run_id: int | None = None) -> tuple[int, pd.DataFrame]:
+    """run_metrics of a run (default: the latest published one) pivoted to metric x model_name."""
+    with engine.connect() as conn:
+        if run_id is None:
+            run_id = conn.execute(text("SELECT max(id) FROM runs WHERE status = 'published'")).scalar()
+        if run_id is None:
+            return 0, pd.DataFrame()
+        frame = pd.read_sql_query(
+            text("SELECT model_name, metric, value FROM run_metrics WHERE run_id = :run"), conn, params={"run": run_id}
+        )
+    table = frame.pivot(index="metric", columns="model_name", values="value")
+    ordered = [c for c in ("model", "item_mean", "popularity", "random") if c in table.columns]
+    return run_id, table[ordered + [c for c in table.columns if c not in ordered]]
+
+
+def evaluate_all(
+    data: EvalData,
+    scorers: Sequence[Scorer],
+    k: int = TOP_K,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, dict[str, np.ndarray]]:
+    """Per-user metrics of each scorer, keyed by its name."""
+    results = {}
+    for scorer in scorers:
+        results[scorer.name] = evaluate_scorer(data, scorer, k)
+        if progress:
+            values = summary(results[scorer.name], k)
+            progress(f"{scorer.name}: ndcg@{k} {values[f'ndcg@{k}']:.4f}, hit_ratio@{k} {values[f'hit_ratio@{k}']:.4f}")
+    return results

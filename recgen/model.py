@@ -1,0 +1,222 @@
+"""Keras models: the seed architecture, training with `model.fit`, atomic save, verified reload, scoring."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter is not for cron logs.
+
+import keras  # noqa: E402
+from keras import layers, ops  # noqa: E402
+
+from recgen.constants import SEED  # noqa: E402
+from recgen.features import Interactions  # noqa: E402
+
+PREDICT_BATCH = 65_536
+
+
+@dataclass(frozen=True)
+class SeedSettings:
+    """The seed notebook's model and training settings (DESIGN.md, "The seed system")."""
+
+    user_dim: int = 32
+    video_dim: int = 32
+    feature_units: int = 32
+    hidden_units: int = 32
+    dropout: float = 0.2
+    second_units: int = 16
+    learning_rate: float = 1e-3
+    epochs: int = 5
+    batch_size: int = 8192
+    validation_share: float = 0.1
+    patience: int = 1
+    seed: int = SEED
+
+    def key(self) -> str:
+        """A hash of every setting: a saved model is reused only if this matches."""
+        return hashlib.sha256(json.dumps({"model": "seed", **asdict(self)}, sort_keys=True).encode()).hexdigest()
+
+
+@keras.saving.register_keras_serializable(package="recgen")
+class FeatureLookup(layers.Layer):
+    """A fixed (non-trainable) table of per-video features, looked up by video index.
+
+    Keeping the table inside the model means a saved model scores from ids alone, and training never
+    materialises an (interactions x features) array.
+    """
+
+    def __init__(self, n_rows: int, n_features: int, **kwargs):
+        super().__init__(**kwargs)
+        self.n_rows = n_rows
+        self.n_features = n_features
+
+    def build(self, input_shape):
+        self.table = self.add_weight(
+            shape=(self.n_rows, self.n_features), initializer="zeros", trainable=False, name="table"
+        )
+
+    def call(self, ids):
+        return ops.take(self.table, ids, axis=0)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "n_rows": self.n_rows, "n_features": self.n_features}
+
+
+def build_seed_model(n_users: int, video_features: np.ndarray, settings: SeedSettings) -> keras.Model:
+    """User embedding 32 + video embedding 32 + (15 features -> Dense 32 relu), concatenated, then
+    Dense 32 relu, Dropout 0.2, Dense 16 relu, Dense 1 linear: the seed's network, predicting watch_ratio."""
+    keras.utils.set_random_seed(settings.seed)
+    n_videos, n_features = video_features.shape
+    user = keras.Input(shape=(), dtype="int32", name="user")
+    video = keras.Input(shape=(), dtype="int32", name="video")
+    user_vec = layers.Embedding(n_users, settings.user_dim, name="user_embedding")(user)
+    video_vec = layers.Embedding(n_videos, settings.video_dim, name="video_embedding")(video)
+    lookup = FeatureLookup(n_videos, n_features, name="video_features")
+    feats = layers.Dense(settings.feature_units, activation="relu", name="feature_dense")(lookup(video))
+    x = layers.Concatenate(name="concat")([user_vec, video_vec, feats])
+    x = layers.Dense(settings.hidden_units, activation="relu", name="hidden")(x)
+    x = layers.Dropout(settings.dropout, name="dropout")(x)
+    x = layers.Dense(settings.second_units, activation="relu", name="hidden_2")(x)
+    out = layers.Dense(1, name="watch_ratio")(x)
+    model = keras.Model({"user": user, "video": video}, ops.squeeze(out, axis=-1), name="seed")
+    lookup.table.assign(video_features)
+    model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate), loss="mse")
+    return model
+
+
+@dataclass(frozen=True)
+class TrainReport:
+    val_loss: float
+    epochs_trained: int
+    seconds: float
+    rows: int
+
+
+class _EpochLog(keras.callbacks.Callback):
+    def __init__(self, progress: Callable[[str], None]):
+        super().__init__()
+        self.progress = progress
+        self.started = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        self.progress(
+            f"epoch {epoch + 1}: loss {logs.get('loss', float('nan')):.4f}, "
+            f"val_loss {logs.get('val_loss', float('nan')):.4f}, {time.perf_counter() - self.started:.1f} s"
+        )
+
+
+def train(
+    model: keras.Model,
+    interactions: Interactions,
+    settings: SeedSettings,
+    progress: Callable[[str], None] | None = None,
+) -> TrainReport:
+    """Fit on shuffled rows (the table is ordered by user, so Keras' tail split would hold out whole users),
+    keep 10% for validation, stop early and restore the best weights."""
+    started = time.perf_counter()
+    order = np.random.default_rng(settings.seed).permutation(len(interactions))
+    inputs = {"user": interactions.users[order], "video": interactions.videos[order]}
+    target = interactions.watch_ratio[order]
+    stop = keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=settings.patience, restore_best_weights=True, verbose=0
+    )
+    callbacks = [stop] + ([_EpochLog(progress)] if progress else [])
+    history = model.fit(
+        inputs,
+        target,
+        batch_size=settings.batch_size,
+        epochs=settings.epochs,
+        validation_split=settings.validation_share,
+        shuffle=True,
+        callbacks=callbacks,
+        verbose=0,
+    )
+    val_losses = history.history["val_loss"]
+    return TrainReport(
+        val_loss=float(np.min(val_losses)),
+        epochs_trained=len(val_losses),
+        seconds=time.perf_counter() - started,
+        rows=len(interactions),
+    )
+
+
+def predict(model: keras.Model, users: np.ndarray, videos: np.ndarray) -> np.ndarray:
+    """Scores for (user index, video index) pairs, float32, in input order, in batches of PREDICT_BATCH."""
+    out = np.empty(len(users), dtype=np.float32)
+    for start in range(0, len(users), PREDICT_BATCH):
+        stop = start + PREDICT_BATCH
+        batch = {
+            "user": np.asarray(users[start:stop], dtype=np.int32),
+            "video": np.asarray(videos[start:stop], dtype=np.int32),
+        }
+        out[start:stop] = ops.convert_to_numpy(model(batch, training=False))
+    return out
+
+
+def save(model: keras.Model, directory: Path) -> tuple[Path, str]:
+    """Write `model` as a .keras file atomically (temp file + rename); return its path and sha256."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", suffix=".keras", dir=directory)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        model.save(tmp)
+        digest = file_sha256(tmp)
+        final = directory / f"{model.name}-{digest[:12]}.keras"
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return final, digest
+
+
+def load(path: Path) -> keras.Model:
+    return keras.saving.load_model(path, compile=False)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def architecture(model: keras.Model) -> str:
+    """A compact JSON summary of the layers, for the `models` table."""
+    return json.dumps(
+        [
+            {"name": layer.name, "class": type(layer).__name__, "params": int(layer.count_params())}
+            for layer in model.layers
+        ]
+    )
+
+
+class KerasScorer:
+    """Scores (user, video) index pairs with a Keras model (the `Scorer` protocol of recgen.recommend)."""
+
+    predicts_watch_ratio = True
+
+    def __init__(self, model: keras.Model, n_videos: int, name: str = "model"):
+        self.model = model
+        self.n_videos = n_videos
+        self.name = name
+
+    def score_pairs(self, users: np.ndarray, videos: np.ndarray) -> np.ndarray:
+        return predict(self.model, users, videos)
+
+    def score_block(self, users: np.ndarray) -> np.ndarray:
+        videos = np.tile(np.arange(self.n_videos, dtype=np.int32), len(users))
+        return self.score_pairs(np.repeat(users, self.n_videos), videos).reshape(len(users), self.n_videos)

@@ -1,0 +1,104 @@
+"""Top-k lists for every user, scored in blocks of users so no users x videos frame is ever built."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+
+from recgen.constants import SCORE_BLOCK_USERS, TOP_K
+
+
+class Scorer(Protocol):
+    """Anything that ranks videos for users: the Keras models and the baselines alike."""
+
+    name: str
+    predicts_watch_ratio: bool  # True if scores estimate watch_ratio (then MAE/RMSE are meaningful)
+
+    def score_pairs(self, users: np.ndarray, videos: np.ndarray) -> np.ndarray:
+        """float32 scores for (user index, video index) pairs."""
+
+    def score_block(self, users: np.ndarray) -> np.ndarray:
+        """(len(users), n_videos) float32 scores of every video for a block of user indexes."""
+
+
+def top_k(
+    scorer: Scorer,
+    users: np.ndarray,
+    seen_indptr: np.ndarray,
+    seen_videos: np.ndarray,
+    k: int = TOP_K,
+    block: int = SCORE_BLOCK_USERS,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The k best unseen videos of each user: (user index, video index, score) arrays, `k` rows per user in
+    rank order (fewer if a user has fewer unseen videos).
+
+    Ties are broken by video index ascending, so lists are deterministic. `seen_indptr`/`seen_videos` is a
+    CSR of each user's training videos (excluded). progress(done_users, total_users) is called per block.
+    """
+    out_users, out_videos, out_scores = [], [], []
+    for start in range(0, len(users), block):
+        block_users = users[start : start + block]
+        scores = np.array(scorer.score_block(block_users), dtype=np.float32)
+        rows = np.repeat(np.arange(len(block_users)), np.diff(seen_indptr)[block_users])
+        cols = seen_videos[_csr_take(seen_indptr, block_users)]
+        scores[rows, cols] = -np.inf
+        videos, best = _best_k(scores, k)
+        keep = np.isfinite(best)
+        out_users.append(np.broadcast_to(block_users[:, None], videos.shape)[keep])
+        out_videos.append(videos[keep])
+        out_scores.append(best[keep])
+        if progress:
+            progress(min(start + block, len(users)), len(users))
+    return np.concatenate(out_users), np.concatenate(out_videos), np.concatenate(out_scores)
+
+
+def _csr_take(indptr: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Positions in the CSR data array of all entries of `rows`, concatenated in row order."""
+    starts, stops = indptr[rows], indptr[rows + 1]
+    lengths = stops - starts
+    offsets = np.repeat(starts - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
+    return np.arange(lengths.sum()) + offsets
+
+
+def _best_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the k highest scores and their columns, sorted by score descending then column ascending."""
+    n_rows, n_cols = scores.shape
+    k = min(k, n_cols)
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    kth = np.take_along_axis(scores, part, axis=1).min(axis=1)
+    # argpartition cuts ties at the k-th score arbitrarily; rows with a tie across the cut get a full sort.
+    tied = (scores >= kth[:, None]).sum(axis=1) > k
+    if tied.any():
+        part[tied] = np.argsort(-scores[tied], axis=1, kind="stable")[:, :k]
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    order = np.lexsort((part, -part_scores), axis=1)
+    videos = np.take_along_axis(part, order, axis=1)
+    return videos, np.take_along_axis(part_scores, order, axis=1)
+
+
+def recommendation_frame(
+    run_id: int,
+    users: np.ndarray,
+    videos: np.ndarray,
+    scores: np.ndarray,
+    user_ids: np.ndarray,
+    video_ids: np.ndarray,
+    sources: np.ndarray | str,
+) -> pd.DataFrame:
+    """Rows for the `recommendations` table from index arrays as returned by `top_k`."""
+    starts = np.r_[True, users[1:] != users[:-1]]
+    group_start = np.maximum.accumulate(np.where(starts, np.arange(len(users)), 0))
+    return pd.DataFrame(
+        {
+            "run_id": run_id,
+            "user_id": user_ids[users],
+            "rank": np.arange(len(users)) - group_start + 1,
+            "video_id": video_ids[videos],
+            "score": scores.astype(float),
+            "source": sources,
+        }
+    )

@@ -1,0 +1,42 @@
+"""Shared fixtures: a tiny generated sample, and a database after one real `recgen run-batch` on it."""
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from recgen.cli import cli
+from recgen.sample import generate_sample
+
+REAL_KUAIREC = Path(__file__).resolve().parents[2] / "shared" / "kuairec"
+
+
+@pytest.fixture(scope="session")
+def real_kuairec() -> Path:
+    """The three real KuaiRec files, read where they are (third-party data, never copied)."""
+    if not (REAL_KUAIREC / "kuairec_caption_category.csv").is_file():
+        pytest.skip(f"real KuaiRec files not found in {REAL_KUAIREC}")
+    return REAL_KUAIREC
+
+
+@pytest.fixture(scope="session")
+def tiny_sample(tmp_path_factory) -> Path:
+    """A tiny synthetic KuaiRec folder (the sample's root: `KuaiRec 2.0/data/` and ground_truth.csv)."""
+    root = tmp_path_factory.mktemp("tiny-sample")
+    generate_sample(root, scale="tiny", seed=42)
+    return root
+
+
+def run_cli(*args: str, env: dict | None = None):
+    """Invoke the real CLI in-process; returns click's Result (exit_code, stdout, stderr)."""
+    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+
+@pytest.fixture(scope="session")
+def published(tmp_path_factory, tiny_sample):
+    """A database (models beside it) after one successful run-batch on the tiny sample."""
+    work = tmp_path_factory.mktemp("published")
+    db = work / "recs.db"
+    result = run_cli("run-batch", "--data-dir", str(tiny_sample), "--db", str(db))
+    assert result.exit_code == 0, result.output
+    return db, result

@@ -1,0 +1,149 @@
+"""The nightly job end to end, through the real CLI, on a tiny generated sample and real SQLite files."""
+
+import shutil
+import sqlite3
+
+import pandas as pd
+import pytest
+from conftest import run_cli
+
+from recgen.batch import job_lock, lock_path
+from recgen.constants import SMALL_MATRIX, TOP_K
+
+
+def query(db, sql, *params):
+    with sqlite3.connect(db) as conn:
+        return pd.read_sql_query(sql, conn, params=params)
+
+
+def copy_db(db, target):
+    """A consistent copy of a WAL database (the backup API, not a file copy)."""
+    with sqlite3.connect(db) as source, sqlite3.connect(target) as dest:
+        source.backup(dest)
+    return target
+
+
+def test_every_user_gets_k_distinct_unseen_videos_in_rank_order(published):
+    db, _ = published
+    recs = query(db, "SELECT user_id, rank, video_id, score, source FROM latest_recommendations")
+    train_users = query(db, "SELECT DISTINCT user_id FROM train_interactions")["user_id"]
+    assert set(recs["user_id"]) == set(train_users)
+    per_user = recs.groupby("user_id")
+    assert (per_user.size() == TOP_K).all()
+    assert (per_user["video_id"].nunique() == TOP_K).all()
+    assert (per_user["rank"].apply(lambda r: sorted(r) == list(range(1, TOP_K + 1)))).all()
+    ordered = recs.sort_values(["user_id", "rank"])
+    assert (ordered.groupby("user_id")["score"].diff().dropna() <= 0).all()
+    seen = query(
+        db,
+        "SELECT count(*) AS n FROM latest_recommendations r "
+        "JOIN train_interactions t ON t.user_id = r.user_id AND t.video_id = r.video_id",
+    )
+    assert seen["n"][0] == 0
+    assert set(recs["source"]) == {"model"}
+
+
+def test_every_eval_user_has_metrics_in_their_ranges(published):
+    db, _ = published
+    metrics = query(db, "SELECT * FROM latest_user_metrics")
+    eval_users = query(db, "SELECT DISTINCT user_id FROM eval_interactions")["user_id"]
+    assert sorted(metrics["user_id"]) == sorted(eval_users)
+    for name in ("hit_ratio", "ndcg", "seed_ndcg", "precision"):
+        assert metrics[name].between(0, 1).all(), name
+    assert metrics["recall"].dropna().between(0, 1).all()
+    assert metrics["spearman"].between(-1, 1).all()
+    assert (metrics["mae"] >= 0).all() and (metrics["rmse"] >= metrics["mae"] - 1e-9).all()
+    run_level = query(db, "SELECT model_name, metric, value FROM latest_run_metrics")
+    assert set(run_level["model_name"]) == {"model", "random", "popularity", "item_mean"}
+    for model_name in ("model", "random", "popularity", "item_mean"):
+        names = set(run_level.loc[run_level["model_name"] == model_name, "metric"])
+        assert {f"ndcg@{TOP_K}", f"hit_ratio@{TOP_K}", f"coverage@{TOP_K}", "spearman"} <= names
+    model_ndcg = run_level.query("model_name == 'model' and metric == 'ndcg@50'")["value"].item()
+    assert model_ndcg == pytest.approx(metrics["ndcg"].mean())
+
+
+def test_the_run_record_has_status_counts_and_timings(published):
+    db, result = published
+    run = query(db, "SELECT * FROM runs").iloc[-1]
+    assert run["status"] == "published" and run["exit_code"] == 0 and run["trained"] == 1
+    assert run["synthetic"] == 1  # a generated sample passed by path is still labelled synthetic
+    assert run["n_recommendations"] == TOP_K * run["n_users"]
+    for stage in ("ingest", "features", "train", "recommend", "evaluate"):
+        assert run[f"{stage}_seconds"] >= 0
+    model_row = query(db, "SELECT * FROM models WHERE id = ?", int(run["model_id"])).iloc[0]
+    assert model_row["path"].endswith(".keras") and len(model_row["sha256"]) == 64
+    assert f"run {run['id']} published" in result.stdout
+
+
+def test_a_second_run_on_unchanged_data_reloads_the_model(published, tiny_sample, tmp_path):
+    db, _ = published
+    copy = copy_db(db, tmp_path / "recs.db")
+    files_before = query(copy, "SELECT * FROM source_files")
+    result = run_cli("run-batch", "--data-dir", str(tiny_sample), "--db", str(copy))
+    assert result.exit_code == 0, result.output
+    assert "reloaded model" in result.stderr and "training the" not in result.stderr
+    runs = query(copy, "SELECT id, status, trained, model_id FROM runs ORDER BY id")
+    assert runs["status"].tolist() == ["published", "published"]
+    assert runs["trained"].tolist() == [1, 0]
+    assert runs["model_id"].nunique() == 1
+    pd.testing.assert_frame_equal(query(copy, "SELECT * FROM source_files"), files_before)  # nothing reloaded
+
+
+def test_a_failed_run_leaves_the_previous_results_published(published, tiny_sample, tmp_path):
+    db, _ = published
+    copy = copy_db(db, tmp_path / "recs.db")
+    before = query(copy, "SELECT * FROM latest_recommendations")
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_sample, broken)
+    small = broken / "KuaiRec 2.0" / "data" / SMALL_MATRIX
+    lines = small.read_text().splitlines(keepends=True)
+    lines[5] = ",".join(lines[5].split(",")[:-1] + ["not-a-number\n"])
+    small.write_text("".join(lines))
+
+    result = run_cli("run-batch", "--data-dir", str(broken), "--db", str(copy))
+
+    assert result.exit_code == 65
+    assert SMALL_MATRIX in result.stderr and "Traceback" not in result.stderr
+    runs = query(copy, "SELECT status, error, exit_code FROM runs ORDER BY id")
+    assert runs["status"].tolist() == ["published", "failed"]
+    assert SMALL_MATRIX in runs["error"].iloc[-1] and runs["exit_code"].iloc[-1] == 65
+    pd.testing.assert_frame_equal(query(copy, "SELECT * FROM latest_recommendations"), before)
+    with sqlite3.connect(copy) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_evaluate_prints_the_model_next_to_the_baselines(published):
+    db, _ = published
+    result = run_cli("evaluate", "--db", str(db))
+    assert result.exit_code == 0, result.output
+    header = result.stdout.splitlines()[1]
+    assert header.split() == ["model_name", "model", "item_mean", "popularity", "random"]
+    assert "ndcg@50" in result.stdout and "seed_ndcg@50" in result.stdout
+    missing = run_cli("evaluate", "--db", str(db), "--run", "999")
+    assert missing.exit_code == 66 and "run 999" in missing.stderr
+
+
+def test_the_embedded_default_generates_a_synthetic_sample_and_says_so(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run_cli("run-batch", "--sample-scale", "tiny")
+    assert result.exit_code == 0, result.output
+    assert "SYNTHETIC" in result.stderr and "synthetic data" in result.stdout
+    assert (tmp_path / "output" / "sample" / "KuaiRec 2.0" / "data" / SMALL_MATRIX).is_file()
+    assert (tmp_path / "output" / "recs.db").is_file() and list((tmp_path / "output" / "models").glob("*.keras"))
+    assert query(tmp_path / "output" / "recs.db", "SELECT synthetic FROM runs")["synthetic"].tolist() == [1]
+
+
+def test_a_second_job_exits_75_while_the_lock_is_held(tmp_path, tiny_sample):
+    db = tmp_path / "recs.db"
+    with job_lock(lock_path(str(db))):
+        result = run_cli("run-batch", "--data-dir", str(tiny_sample), "--db", str(db))
+    assert result.exit_code == 75
+    assert "another recgen job is running" in result.stderr
+
+
+def test_bad_invocations_exit_with_documented_codes(tmp_path):
+    db = str(tmp_path / "recs.db")
+    missing = run_cli("run-batch", "--data-dir", str(tmp_path / "nowhere"), "--db", db)
+    assert missing.exit_code == 66 and "nowhere" in missing.stderr
+    usage = run_cli("run-batch", "--retrain", "sometimes")
+    assert usage.exit_code == 64

@@ -1,0 +1,89 @@
+import numpy as np
+import pytest
+
+from recgen import model
+from recgen.features import Interactions
+
+N_USERS, N_VIDEOS = 60, 90
+
+
+@pytest.fixture(scope="module")
+def planted():
+    """Watch ratio = a per-video effect carried by the first feature + a per-user bias + noise."""
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(N_VIDEOS, 15)).astype(np.float32)
+    user_bias = rng.normal(0, 0.3, N_USERS)
+    users = rng.integers(0, N_USERS, 40_000).astype(np.int32)
+    videos = rng.integers(0, N_VIDEOS, 40_000).astype(np.int32)
+    expected = 1.0 + 0.5 * features[videos, 0] + user_bias[users]
+    ratio = (expected + rng.normal(0, 0.1, len(users))).astype(np.float32)
+    return features, Interactions(users, videos, ratio), expected
+
+
+@pytest.fixture(scope="module")
+def trained(planted):
+    features, rows, _ = planted
+    settings = model.SeedSettings(epochs=8, batch_size=1024, patience=2)
+    keras_model = model.build_seed_model(N_USERS, features, settings)
+    report = model.train(keras_model, rows, settings)
+    return keras_model, report
+
+
+def test_seed_model_has_the_seed_architecture(trained):
+    keras_model, _ = trained
+    kinds = [(layer.name, type(layer).__name__) for layer in keras_model.layers]
+    assert ("user_embedding", "Embedding") in kinds and ("video_embedding", "Embedding") in kinds
+    dense_units = [layer.units for layer in keras_model.layers if type(layer).__name__ == "Dense"]
+    assert dense_units == [32, 32, 16, 1]
+    assert keras_model.get_layer("dropout").rate == 0.2
+    assert keras_model.get_layer("user_embedding").output_dim == 32
+    assert keras_model.get_layer("video_features").table.shape == (N_VIDEOS, 15)
+
+
+def test_training_recovers_the_planted_effects(planted, trained):
+    _, rows, expected = planted
+    keras_model, report = trained
+    predictions = model.predict(keras_model, rows.users, rows.videos)
+    baseline = np.mean((expected - rows.watch_ratio.mean()) ** 2)
+    assert np.mean((predictions - expected) ** 2) < 0.2 * baseline
+    assert np.corrcoef(predictions, expected)[0, 1] > 0.9
+    assert 1 <= report.epochs_trained <= 8 and report.val_loss < baseline
+
+
+def test_scoring_a_pair_alone_equals_scoring_it_in_a_batch(planted, trained):
+    _, rows, _ = planted
+    keras_model, _ = trained
+    batch = model.predict(keras_model, rows.users[:500], rows.videos[:500])
+    alone = np.array([model.predict(keras_model, rows.users[i : i + 1], rows.videos[i : i + 1])[0] for i in range(20)])
+    np.testing.assert_allclose(alone, batch[:20], rtol=1e-5, atol=1e-6)
+    scorer = model.KerasScorer(keras_model, N_VIDEOS)
+    block = scorer.score_block(np.array([3, 7]))
+    np.testing.assert_allclose(block[1, :40], scorer.score_pairs(np.full(40, 7), np.arange(40)), rtol=1e-5, atol=1e-6)
+
+
+def test_save_then_load_gives_identical_predictions(tmp_path, planted, trained):
+    _, rows, _ = planted
+    keras_model, _ = trained
+    path, digest = model.save(keras_model, tmp_path)
+    assert path.suffix == ".keras" and model.file_sha256(path) == digest
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left behind
+    reloaded = model.load(path)
+    np.testing.assert_array_equal(
+        model.predict(reloaded, rows.users[:2000], rows.videos[:2000]),
+        model.predict(keras_model, rows.users[:2000], rows.videos[:2000]),
+    )
+
+
+def test_training_is_reproducible_with_the_same_seed(planted):
+    features, rows, _ = planted
+    settings = model.SeedSettings(epochs=1, batch_size=4096)
+    first = model.build_seed_model(N_USERS, features, settings)
+    model.train(first, rows, settings)
+    second = model.build_seed_model(N_USERS, features, settings)
+    model.train(second, rows, settings)
+    np.testing.assert_allclose(
+        model.predict(first, rows.users[:100], rows.videos[:100]),
+        model.predict(second, rows.users[:100], rows.videos[:100]),
+        rtol=1e-4,
+        atol=1e-5,
+    )
