@@ -100,8 +100,9 @@ def insert_frame(conn: Connection, table: Table, frame: pd.DataFrame) -> int:
 
 def _python_values(series: pd.Series) -> list:
     """Plain Python values for the DB-API, with None for every kind of missing value."""
-    if series.dtype.kind in "iub" or (series.dtype.kind == "f" and not series.isna().any()):
-        return series.tolist()
+    if not series.hasnans:
+        # Nullable Int64 without gaps: plain int64 (its tolist() would still hand out numpy scalars).
+        return series.astype("int64").tolist() if isinstance(series.dtype, pd.Int64Dtype) else series.tolist()
     return series.astype(object).where(series.notna(), None).tolist()
 
 

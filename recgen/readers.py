@@ -1,0 +1,450 @@
+"""Reading the seven KuaiRec CSVs: where they are (a folder or the zip itself), their hashes, and typed frames.
+
+Every reader parses with explicit column types (never type detection), applies the quirks of
+`kuairec/SPEC.md` and raises a one-line `DataError` naming the file, the column or line and what was
+expected. Line numbers count the header as line 1, like an editor does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import json
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from recgen.constants import (
+    BIG_MATRIX,
+    CAPTION_CATEGORY,
+    DATA_SUBDIRS,
+    ITEM_CATEGORIES,
+    ITEM_DAILY_FEATURES,
+    KUAIREC_FILES,
+    SMALL_MATRIX,
+    SOCIAL_NETWORK,
+    USER_FEATURES,
+)
+from recgen.errors import DataError, MissingInputError
+from recgen.schema import DAILY_COLUMNS, INTERACTION_COLUMNS, users
+
+HASH_BLOCK_BYTES = 1 << 20
+UNKNOWN = "UNKNOWN"  # KuaiRec's marker for a missing text value
+UNKNOWN_CATEGORY_ID = -124  # ... and for a missing category id
+ZIP_SEPARATOR = "::"
+
+# Column kinds. "int" columns must hold an integer on every line and are parsed as int64; "int?" columns are
+# integers that may be empty or written as floats (`20200705.0`, `2.0`), parsed as float64 then cast to a
+# nullable Int64 (exact below 2**53); "float"/"float?" and "text"/"text?" likewise, "?" meaning NULL allowed.
+INT, INT_NULL, FLOAT, FLOAT_NULL, TEXT, TEXT_NULL = "int", "int?", "float", "float?", "text", "text?"
+
+_INTERACTION_KINDS = dict(
+    zip(INTERACTION_COLUMNS, [INT, INT, INT, INT, TEXT_NULL, INT_NULL, FLOAT_NULL, FLOAT], strict=True)
+)
+_DAILY_TEXT = {"video_type", "upload_dt", "upload_type", "visible_status", "video_tag_name"}
+_DAILY_FLOAT = {"video_duration", "play_progress"}
+_USER_TEXT = {"user_active_degree", *(c.name for c in users.columns if c.name.endswith("_range"))}
+_CATEGORY_LEVELS = ("first", "second", "third")
+
+KINDS: dict[str, dict[str, str]] = {
+    BIG_MATRIX: _INTERACTION_KINDS,
+    SMALL_MATRIX: _INTERACTION_KINDS,
+    USER_FEATURES: {
+        c.name: INT if c.name == "user_id" else TEXT_NULL if c.name in _USER_TEXT else INT_NULL for c in users.columns
+    },
+    ITEM_CATEGORIES: {"video_id": INT, "feat": TEXT},
+    SOCIAL_NETWORK: {"user_id": INT, "friend_list": TEXT},
+    ITEM_DAILY_FEATURES: {
+        c: INT
+        if c in ("video_id", "date")
+        else TEXT_NULL
+        if c in _DAILY_TEXT
+        else FLOAT_NULL
+        if c in _DAILY_FLOAT
+        else INT_NULL
+        for c in DAILY_COLUMNS
+    },
+    CAPTION_CATEGORY: {
+        "video_id": INT,
+        "manual_cover_text": TEXT_NULL,
+        "caption": TEXT_NULL,
+        "topic_tag": TEXT_NULL,
+        **{
+            f"{level}_level_category_{part}": INT if part == "id" else TEXT_NULL
+            for level in _CATEGORY_LEVELS
+            for part in ("id", "name")
+        },
+    },
+}
+
+_ARROW_TYPES = {INT: pa.int64(), INT_NULL: pa.float64(), FLOAT: pa.float64(), FLOAT_NULL: pa.float64()}
+
+
+# ---------------------------------------------------------------- where the files are
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """The KuaiRec CSVs in a folder, or inside a zip under `folder` (read in place, never extracted)."""
+
+    root: Path  # the folder holding the CSVs, or the zip file
+    folder: str = ""  # member prefix inside the zip ("KuaiRec 2.0/data/"); "" for a folder
+
+    @property
+    def is_zip(self) -> bool:
+        return self.root.is_file()
+
+    def __str__(self) -> str:
+        return f"{self.root}{ZIP_SEPARATOR}{self.folder.rstrip('/')}" if self.is_zip else str(self.root)
+
+    def path_of(self, name: str) -> str:
+        """Where `name` is read from: a path, or `zip path::member`."""
+        return f"{self.root}{ZIP_SEPARATOR}{self.folder}{name}" if self.is_zip else str(self.root / name)
+
+    def names(self) -> set[str]:
+        """The KuaiRec file names present."""
+        if self.is_zip:
+            with zipfile.ZipFile(self.root) as archive:
+                members = set(archive.namelist())
+            return {name for name in KUAIREC_FILES if self.folder + name in members}
+        return {name for name in KUAIREC_FILES if (self.root / name).is_file()}
+
+    def require_all(self) -> None:
+        """Raise MissingInputError naming every KuaiRec file that is not there."""
+        missing = [name for name in KUAIREC_FILES if name not in self.names()]
+        if missing:
+            hint = ""
+            if ITEM_CATEGORIES in missing and self._has("item_feat.csv"):
+                hint = " (this looks like KuaiRec 1.0, which has item_feat.csv; recgen reads KuaiRec 2.0)"
+            raise MissingInputError(f"{', '.join(missing)} not found in {self}{hint}")
+
+    def _has(self, name: str) -> bool:
+        if self.is_zip:
+            with zipfile.ZipFile(self.root) as archive:
+                return self.folder + name in archive.namelist()
+        return (self.root / name).is_file()
+
+    def size(self, name: str) -> int:
+        if self.is_zip:
+            with zipfile.ZipFile(self.root) as archive:
+                return archive.getinfo(self.folder + name).file_size
+        return (self.root / name).stat().st_size
+
+    @contextlib.contextmanager
+    def open(self, name: str) -> Iterator[BinaryIO]:
+        """The file's bytes as a binary stream (a zip member is decompressed as it is read)."""
+        if self.is_zip:
+            with zipfile.ZipFile(self.root) as archive, archive.open(self.folder + name) as member:
+                yield member
+        else:
+            with open(self.root / name, "rb") as handle:
+                yield handle
+
+    def sha256(self, name: str) -> str:
+        digest = hashlib.sha256()
+        with self.open(name) as stream:
+            while block := stream.read(HASH_BLOCK_BYTES):
+                digest.update(block)
+        return digest.hexdigest()
+
+
+def locate_data(source: Path | str) -> DataSource:
+    """Find the KuaiRec CSVs in `source`: a folder in any layout of SPEC §0 or KuaiRec.zip itself.
+
+    Searches `KuaiRec 2.0/data`, `KuaiRec/data`, `data` and the folder itself, in that order, and takes
+    the first that holds any KuaiRec file; a folder holding only `KuaiRec.zip` is read through the zip.
+    Raises MissingInputError naming what was searched.
+    """
+    root = Path(source).expanduser()
+    if not root.exists():
+        raise MissingInputError(f"data source {root} does not exist")
+    if root.is_file():
+        if not zipfile.is_zipfile(root):
+            raise MissingInputError(f"data source {root} is neither a folder nor a zip file")
+        with zipfile.ZipFile(root) as archive:
+            members = set(archive.namelist())
+        for sub in DATA_SUBDIRS:
+            folder = f"{sub}/" if sub else ""
+            if any(folder + name in members for name in KUAIREC_FILES):
+                return DataSource(root, folder)
+        searched = ", ".join(f"{sub or '.'}/" for sub in DATA_SUBDIRS)
+        raise MissingInputError(f"no KuaiRec CSV in {root} (searched members {searched})")
+    for sub in DATA_SUBDIRS:
+        folder = root / sub
+        if folder.is_dir() and any((folder / name).is_file() for name in KUAIREC_FILES):
+            return DataSource(folder)
+    if (root / "KuaiRec.zip").is_file():
+        return locate_data(root / "KuaiRec.zip")
+    searched = ", ".join(str(root / sub) for sub in DATA_SUBDIRS)
+    raise MissingInputError(f"no KuaiRec CSV found (searched {searched} and {root / 'KuaiRec.zip'})")
+
+
+# ---------------------------------------------------------------- generic typed parsing
+
+
+def _header(source: DataSource, name: str) -> list[str]:
+    with source.open(name) as stream:
+        first = stream.readline()
+        if not first.strip():
+            raise DataError(f"{name}: empty file (expected a header line)")
+        if not stream.readline().strip():
+            raise DataError(f"{name}: no data rows after the header")
+    text = first.decode("utf-8-sig", errors="replace")
+    return [column.strip() for column in next(csv.reader([text]))]
+
+
+def _check_columns(name: str, found: list[str]) -> None:
+    expected = list(KINDS[name])
+    missing = [c for c in expected if c not in found]
+    if missing:
+        unexpected = [c for c in found if c not in expected]
+        extra = f"; unexpected: {', '.join(unexpected)}" if unexpected else ""
+        raise DataError(f"{name}: missing column {', '.join(missing)}{extra}")
+
+
+def read_typed(source: DataSource, name: str) -> pd.DataFrame:
+    """Parse one CSV with pyarrow and the explicit column kinds of `KINDS[name]` (other columns are ignored).
+
+    The frame keeps a RangeIndex, so row `i` is line `i + 2` of the file.
+    """
+    _check_columns(name, _header(source, name))
+    kinds = KINDS[name]
+    convert = pacsv.ConvertOptions(
+        column_types={c: _ARROW_TYPES.get(k, pa.string()) for c, k in kinds.items()},
+        include_columns=list(kinds),
+        null_values=[""],
+        strings_can_be_null=True,
+    )
+    try:
+        with source.open(name) as stream:
+            table = pacsv.read_csv(stream, convert_options=convert)
+    except pa.ArrowInvalid as exc:
+        raise _diagnose(source, name, exc) from None
+    for column, kind in kinds.items():
+        if not kind.endswith("?") and table.column(column).null_count:
+            first = int(np.argmax(table.column(column).is_null().to_numpy(zero_copy_only=False)))
+            expected = "a value" if kind == TEXT else "a number"
+            raise DataError(f"{name}: column {column}, line {first + 2}: empty value (expected {expected})")
+    frame = table.to_pandas()
+    for column, kind in kinds.items():
+        if kind == INT_NULL:
+            frame[column] = _nullable_int(frame[column], name, column)
+    return frame
+
+
+def _nullable_int(values: pd.Series, name: str, column: str) -> pd.Series:
+    """float64 (NaN = missing) -> nullable Int64, refusing fractions like 2.5."""
+    finite = values.to_numpy()
+    bad = ~np.isnan(finite) & (finite != np.round(finite))
+    if bad.any():
+        index = int(np.argmax(bad))
+        raise DataError(f"{name}: column {column}, line {index + 2}: {float(finite[index])!r} is not an integer")
+    return values.astype("Int64")
+
+
+def _diagnose(source: DataSource, name: str, exc: pa.ArrowInvalid) -> DataError:
+    """Turn pyarrow's error (which names no line) into one naming the column and the first bad line."""
+    kinds = KINDS[name]
+    parse = pacsv.ParseOptions(invalid_row_handler=lambda _row: "error")
+    convert = pacsv.ConvertOptions(
+        column_types=dict.fromkeys(kinds, pa.string()), include_columns=list(kinds), null_values=[""]
+    )
+    try:
+        with source.open(name) as stream:
+            # Single-threaded so that pyarrow reports the physical row number of a malformed line.
+            table = pacsv.read_csv(
+                stream, read_options=pacsv.ReadOptions(use_threads=False), parse_options=parse, convert_options=convert
+            )
+    except pa.ArrowInvalid as again:
+        return DataError(f"{name}: {_one_line(again).removeprefix('CSV parse error: ')}")
+    first: tuple[int, str, str, str] | None = None
+    for column, kind in kinds.items():
+        if kind in (TEXT, TEXT_NULL):
+            continue
+        text = table.column(column).to_pandas()
+        number = pd.to_numeric(text, errors="coerce")
+        bad = (text.notna() & number.isna()).to_numpy()
+        what = "not a number"
+        if kind == INT:
+            fraction = (number.notna() & (number != number.round())).to_numpy()
+            bad, what = bad | fraction, "not an integer"
+        if bad.any():
+            index = int(np.argmax(bad))
+            if first is None or index < first[0]:
+                first = (index, column, str(text.iloc[index]), what)
+    if first is None:
+        return DataError(f"{name}: {_one_line(exc)}")
+    index, column, value, what = first
+    return DataError(f"{name}: column {column}, line {index + 2}: {value!r} is {what}")
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
+
+
+def check_unique(frame: pd.DataFrame, columns: list[str], name: str) -> None:
+    """Raise DataError naming the first line whose `columns` repeat an earlier line."""
+    repeated = frame.duplicated(subset=columns).to_numpy()
+    if repeated.any():
+        index = int(np.argmax(repeated))
+        key = ", ".join(f"{c}={frame[c].iloc[index]}" for c in columns)
+        raise DataError(f"{name}: line {index + 2} repeats ({key}); expected one row per ({', '.join(columns)})")
+
+
+def _parse_lists(texts: pd.Series, name: str, column: str) -> list[list[int]]:
+    """Python-list text of integers (`[8]`, `[27, 9]`) -> lists; 10k short strings, so a comprehension."""
+    lists = [_int_list(text) for text in texts]
+    bad = [index for index, value in enumerate(lists) if value is None]
+    if bad:
+        shown = texts.iloc[bad[0]]
+        raise DataError(f"{name}: column {column}, line {bad[0] + 2}: {shown!r} is not a list of integers like [27, 9]")
+    return lists
+
+
+def _int_list(text: str) -> list[int] | None:
+    try:
+        value = json.loads(text)
+    except (json.JSONDecodeError, TypeError):
+        return None
+    return value if isinstance(value, list) and all(type(x) is int for x in value) else None
+
+
+# ---------------------------------------------------------------- one reader per file
+
+
+def read_interactions(source: DataSource, name: str) -> pd.DataFrame:
+    """big_matrix.csv or small_matrix.csv with the interaction columns typed (time text, date nullable)."""
+    return read_typed(source, name)
+
+
+def drop_exact_duplicates(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Drop rows identical in every column to an earlier row (keeps the first); re-watches differ in time.
+
+    Hashing the numeric columns finds the candidates in a fraction of a second; only those rows are then
+    compared exactly, strings included (pandas' full-frame `duplicated` is 10x slower at 12.5M rows).
+    """
+    numeric = [c for c in frame.columns if frame[c].dtype.kind in "iuf" or str(frame[c].dtype) == "Int64"]
+    hashes = pd.util.hash_pandas_object(frame[numeric], index=False)
+    candidates = hashes.duplicated(keep=False).to_numpy()
+    if not candidates.any():
+        return frame, 0
+    repeated = np.zeros(len(frame), dtype=bool)
+    repeated[np.flatnonzero(candidates)] = frame[candidates].duplicated().to_numpy()
+    dropped = int(repeated.sum())
+    return (frame[~repeated].reset_index(drop=True), dropped) if dropped else (frame, 0)
+
+
+def read_users(source: DataSource) -> pd.DataFrame:
+    """user_features.csv -> users rows; `UNKNOWN` activity degree -> NULL, NaN features stay NULL."""
+    frame = read_typed(source, USER_FEATURES)
+    check_unique(frame, ["user_id"], USER_FEATURES)
+    degree = frame["user_active_degree"]
+    frame["user_active_degree"] = degree.where(degree != UNKNOWN)
+    return frame
+
+
+def read_friendships(source: DataSource) -> tuple[pd.DataFrame, int]:
+    """social_network.csv -> one (user_id, friend_id) row per friend-list entry; also the file's row count."""
+    frame = read_typed(source, SOCIAL_NETWORK)
+    lists = _parse_lists(frame["friend_list"], SOCIAL_NETWORK, "friend_list")
+    pairs = pd.DataFrame({"user_id": frame["user_id"], "friend_id": lists}).explode("friend_id")
+    pairs = pairs.dropna().astype("int64").drop_duplicates(ignore_index=True)
+    return pairs, len(frame)
+
+
+def read_item_categories(source: DataSource) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """item_categories.csv -> (video_id, tags as JSON text `[27, 9]`) and video_tags rows (video_id, tag_id)."""
+    frame = read_typed(source, ITEM_CATEGORIES)
+    check_unique(frame, ["video_id"], ITEM_CATEGORIES)
+    lists = _parse_lists(frame["feat"], ITEM_CATEGORIES, "feat")
+    tags = pd.DataFrame({"video_id": frame["video_id"], "tags": [json.dumps(v) for v in lists]})
+    pairs = pd.DataFrame({"video_id": frame["video_id"], "tag_id": lists}).explode("tag_id")
+    pairs = pairs.dropna().astype("int64").drop_duplicates(ignore_index=True)
+    return tags, pairs
+
+
+def read_captions(source: DataSource) -> pd.DataFrame:
+    """kuairec_caption_category.csv -> one row per video, with NULL for every `UNKNOWN`/-124 marker.
+
+    Four captions hold a bare `\\r` in an unquoted field, which pandas' and pyarrow's parsers both take
+    as a line break (10,732 rows, junk ids); only `\\n` ends a line here (exactly 10,728 rows) and the
+    `\\r` is removed afterwards. Read as text first, then typed, so a bad id still names its line.
+    """
+    name = CAPTION_CATEGORY
+    _check_columns(name, _header(source, name))
+    kinds = KINDS[name]
+    try:
+        with source.open(name) as stream:
+            text = pd.read_csv(
+                stream,
+                lineterminator="\n",
+                dtype=str,
+                keep_default_na=False,  # a caption reading "NA" or "null" is text, not missing
+                na_values=[""],
+                encoding="utf-8-sig",
+            )
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DataError(f"{name}: {_one_line(exc)}") from None
+    text.columns = [column.strip() for column in text.columns]
+    text = text[list(kinds)]
+    frame = pd.DataFrame(index=text.index)
+    for column, kind in kinds.items():
+        values = text[column]
+        if kind == INT:
+            frame[column] = _strict_int(values, name, column)
+        else:
+            values = values.str.replace("\r", "", regex=False)
+            frame[column] = values.where(values != "")
+    check_unique(frame, ["video_id"], name)
+    cover = frame["manual_cover_text"]
+    frame["manual_cover_text"] = cover.where(cover != UNKNOWN)
+    for level in _CATEGORY_LEVELS:
+        ids, names = frame[f"{level}_level_category_id"], frame[f"{level}_level_category_name"]
+        unknown = (ids == UNKNOWN_CATEGORY_ID) | (names == UNKNOWN)
+        frame[f"{level}_level_category_id"] = ids.astype("Int64").mask(unknown)
+        frame[f"{level}_level_category_name"] = names.mask(unknown)
+    frame["topic_tag"] = _topic_tags_json(frame["topic_tag"], name)
+    return frame
+
+
+def _strict_int(values: pd.Series, name: str, column: str) -> pd.Series:
+    number = pd.to_numeric(values, errors="coerce")
+    bad = (number.isna() | (number != number.round())).to_numpy()
+    if bad.any():
+        index = int(np.argmax(bad))
+        shown = values.iloc[index]
+        what = "empty value (expected an integer)" if pd.isna(shown) else f"{shown!r} is not an integer"
+        raise DataError(f"{name}: column {column}, line {index + 2}: {what}")
+    return number.astype("int64")
+
+
+def _topic_tags_json(values: pd.Series, name: str) -> pd.Series:
+    """`[a,b]` (unquoted, comma-separated) -> JSON text `["a","b"]`; `[]` -> `[]`; empty stays NULL."""
+    present = values.notna()
+    bracketed = values.str.startswith("[") & values.str.endswith("]")
+    bad = (present & ~bracketed.fillna(False)).to_numpy()
+    if bad.any():
+        index = int(np.argmax(bad))
+        raise DataError(f"{name}: column topic_tag, line {index + 2}: {values.iloc[index]!r} is not a list like [a,b]")
+    converted = [
+        json.dumps([tag for tag in text[1:-1].split(",") if tag], ensure_ascii=False, separators=(",", ":"))
+        for text in values[present]
+    ]
+    result = values.astype(object).where(present, None)
+    result[present] = converted
+    return result
+
+
+def read_daily(source: DataSource) -> pd.DataFrame:
+    """item_daily_features.csv -> video_daily rows, all 58 columns, NaN -> NULL."""
+    frame = read_typed(source, ITEM_DAILY_FEATURES)
+    check_unique(frame, ["video_id", "date"], ITEM_DAILY_FEATURES)
+    return frame
