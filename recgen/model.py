@@ -118,6 +118,11 @@ class _EpochLog(keras.callbacks.Callback):
         )
 
 
+def epoch_logger(progress: Callable[[str], None] | None) -> list[keras.callbacks.Callback]:
+    """A callback logging each epoch's losses and time through `progress` (none without one)."""
+    return [_EpochLog(progress)] if progress else []
+
+
 def train(
     model: keras.Model,
     interactions: Interactions,
@@ -133,7 +138,7 @@ def train(
     stop = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=settings.patience, restore_best_weights=True, verbose=0
     )
-    callbacks = [stop] + ([_EpochLog(progress)] if progress else [])
+    callbacks = [stop, *epoch_logger(progress)]
     history = model.fit(
         inputs,
         target,

@@ -1,0 +1,378 @@
+"""recgen's default model: a hybrid two-tower network over ids, content, user features and history.
+
+    score(u, v) = <user_tower(u), video_tower(v)> + video_bias(v) + user_bias(u) + c
+
+Each tower concatenates an id embedding with embeddings of the categorical features and the numeric
+features of its side, then two dense layers. The dot product lets every user weigh every video property
+(duration included: a user's own duration sensitivity is a direction in the user vector), and makes scoring
+all users x all videos one matrix product. The model predicts log1p(watch_ratio) (the loops up to ~500x
+would dominate a squared loss on the raw ratio); ranking by it is ranking by the predicted ratio.
+
+Cold start: id embeddings are dropped for a share of the training rows (`id_dropout`), so the towers also
+learn to score from features alone; users and videos without training rows get no id embedding at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine, text
+
+from recgen.constants import SEED
+from recgen.features import Catalog, Interactions, seed_video_features
+from recgen.model import FeatureLookup, TrainReport, epoch_logger, keras, layers, ops
+
+USER_CATEGORICAL = (
+    "user_active_degree",
+    "is_lowactive_period",
+    "is_live_streamer",
+    "is_video_author",
+    "follow_user_num_range",
+    "fans_user_num_range",
+    "friend_user_num_range",
+    "register_days_range",
+    *(f"onehot_feat{i}" for i in range(18)),
+)
+USER_COUNTS = ("follow_user_num", "fans_user_num", "friend_user_num", "register_days")
+VIDEO_CATEGORICAL = (
+    "first_level_category_id",
+    "second_level_category_id",
+    "third_level_category_id",
+    "author_id",
+    "upload_type",
+    "video_tag_id",
+)
+MIN_CATEGORY_COUNT = 2  # rarer values share the "unknown" index 0: one example cannot train an embedding
+DURATION_CENTRES = np.log(np.array([2, 4, 6, 8, 10, 13, 17, 25, 40, 70, 150.0]) * 1000)  # ms, RBF centres
+DURATION_WIDTH = 0.35  # RBF width in log-ms: neighbouring bumps overlap
+
+
+@dataclass(frozen=True)
+class HybridSettings:
+    dim: int = 32
+    hidden: int = 128
+    category_dim: int = 8
+    id_dropout: float = 0.1
+    dropout: float = 0.1
+    l2: float = 1e-6
+    taste_l2: float = 1e-5  # shrinks each user's own taste towards what their features predict
+    learning_rate: float = 2e-3
+    epochs: int = 12
+    list_size: int = 32  # training rows per list (one user each)
+    batch_lists: int = 256  # lists per batch: 8,192 rows
+    ranking_weight: float = 1.0  # weight of the within-list ranking loss next to the pointwise Huber loss
+    temperature: float = 0.25  # of the target distribution softmax(log1p(watch_ratio) / temperature)
+    validation_share: float = 0.1
+    patience: int = 2
+    ratio_cap: float = 50.0  # targets are log1p(min(watch_ratio, cap))
+    seed: int = SEED
+
+    def key(self) -> str:
+        return hashlib.sha256(json.dumps({"model": "hybrid", **asdict(self)}, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class SideTables:
+    """Per-row (user or video) feature tables in catalogue order, fed to the model as fixed lookups."""
+
+    categorical: np.ndarray  # (n, n_cat) int32 vocabulary indexes, 0 = unknown/rare
+    vocab_sizes: tuple[int, ...]
+    numeric: np.ndarray  # (n, n_num) float32, standardised
+    known: np.ndarray  # (n,) bool: has training rows (so an id embedding exists)
+    content: np.ndarray | None = None  # videos only: (n, n_content) fixed descriptors users weigh personally
+
+
+def _encode_categories(frame: pd.DataFrame, columns: tuple[str, ...]) -> tuple[np.ndarray, tuple[int, ...]]:
+    """Each column's values to 1..n by frequency (0 for missing and values seen fewer than MIN times)."""
+    out = np.zeros((len(frame), len(columns)), dtype=np.int32)
+    sizes = []
+    for j, column in enumerate(columns):
+        counts = frame[column].value_counts(dropna=True)
+        keep = counts[counts >= MIN_CATEGORY_COUNT].index
+        mapping = pd.Series(np.arange(1, len(keep) + 1), index=keep)
+        out[:, j] = frame[column].map(mapping).fillna(0).to_numpy(np.int32)
+        sizes.append(len(keep) + 1)
+    return out, tuple(sizes)
+
+
+def _standardise(values: np.ndarray) -> np.ndarray:
+    values = np.nan_to_num(values.astype(np.float64))
+    std = values.std(axis=0)
+    return ((values - values.mean(axis=0)) / np.where(std > 0, std, 1.0)).astype(np.float32)
+
+
+def user_tables(engine: Engine, catalog: Catalog, train: Interactions, play_ms: np.ndarray) -> SideTables:
+    """Profile features from `users` plus history features from the training log."""
+    with engine.connect() as conn:
+        profiles = pd.read_sql_query(text("SELECT * FROM users"), conn)
+    frame = pd.DataFrame({"user_id": catalog.user_ids}).merge(profiles, on="user_id", how="left")
+    categorical, sizes = _encode_categories(frame, USER_CATEGORICAL)
+    n_users = len(catalog.user_ids)
+    rows = np.bincount(train.users, minlength=n_users)
+    log_play = np.log1p(play_ms.astype(np.float64))
+    mean_log_play = np.bincount(train.users, weights=log_play, minlength=n_users) / np.maximum(rows, 1)
+    log_ratio = np.log1p(train.watch_ratio.astype(np.float64))
+    mean_log_ratio = np.bincount(train.users, weights=log_ratio, minlength=n_users) / np.maximum(rows, 1)
+    numeric = np.column_stack(
+        [
+            np.log1p(frame[list(USER_COUNTS)].to_numpy(np.float64)),
+            frame[list(USER_COUNTS)].isna().to_numpy(np.float64),
+            np.log1p(rows),
+            np.where(rows > 0, mean_log_play, np.nan),
+            np.where(rows > 0, mean_log_ratio, np.nan),
+        ]
+    )
+    numeric = np.where(np.isnan(numeric), np.nanmean(numeric, axis=0), numeric)
+    return SideTables(categorical, sizes, _standardise(numeric), rows > 0)
+
+
+def video_tables(engine: Engine, catalog: Catalog, train: Interactions) -> SideTables:
+    """Content features: categories, author, tags, duration (log and RBF bumps), daily statistics, exposure."""
+    with engine.connect() as conn:
+        frame = pd.read_sql_query(text("SELECT * FROM videos"), conn)
+        tags = pd.read_sql_query(text("SELECT video_id, tag_id FROM video_tags"), conn)
+    frame = pd.DataFrame({"video_id": catalog.video_ids}).merge(frame, on="video_id", how="left")
+    categorical, sizes = _encode_categories(frame, VIDEO_CATEGORICAL)
+    tag_ids = np.sort(tags["tag_id"].unique())
+    multi_hot = np.zeros((len(frame), len(tag_ids)), dtype=np.float64)
+    multi_hot[catalog.video_index(tags["video_id"].to_numpy()), np.searchsorted(tag_ids, tags["tag_id"])] = 1.0
+    duration = frame["video_duration"].to_numpy(np.float64)
+    log_duration = np.log(np.where(np.isnan(duration), np.nanmedian(duration), np.maximum(duration, 100.0)))
+    bumps = np.exp(-(((log_duration[:, None] - DURATION_CENTRES[None, :]) / DURATION_WIDTH) ** 2))
+    daily, _ = seed_video_features(engine, catalog)
+    exposure = np.bincount(train.videos, minlength=len(frame))
+    numeric = np.column_stack([multi_hot, log_duration, bumps, daily, np.log1p(exposure)])
+    # What each user gets a personal weight for: feature tags, top-level category, duration (as bumps).
+    first_level = pd.get_dummies(frame["first_level_category_id"]).to_numpy(np.float64)
+    content = np.column_stack([multi_hot / np.maximum(multi_hot.sum(axis=1, keepdims=True), 1), first_level, bumps])
+    return SideTables(categorical, sizes, _standardise(numeric), exposure > 0, content.astype(np.float32))
+
+
+@keras.saving.register_keras_serializable(package="recgen")
+class IdDropout(layers.Layer):
+    """Zeroes a row's id embedding for unknown ids always, and for a random `rate` of rows in training."""
+
+    def __init__(self, rate: float, seed: int = SEED, **kwargs):
+        super().__init__(**kwargs)
+        self.rate = rate
+        self.seed = seed
+        self.generator = keras.random.SeedGenerator(seed)
+
+    def call(self, embedding, known, training=None):
+        keep = known
+        if training and self.rate > 0:
+            draw = keras.random.uniform(ops.shape(known), seed=self.generator)
+            keep = keep * ops.cast(draw >= self.rate, keep.dtype)
+        return embedding * ops.expand_dims(keep, -1)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
+def _tower(name: str, tables: SideTables, settings: HybridSettings, n_taste: int = 0) -> keras.Model:
+    """ids -> (vector of `dim`, scalar bias[, taste of n_taste]) from the id embedding and feature lookups.
+
+    For videos, the fixed content descriptors are appended to the vector (and the user's taste weights to
+    the user's), so one dot product scores both the latent match and the personal content preferences."""
+    ids = keras.Input(shape=(), dtype="int32", name=f"{name}_id")
+    n = len(tables.known)
+    regular = keras.regularizers.l2(settings.l2)
+    known_lookup = FeatureLookup(n, 1, name=f"{name}_known")
+    known = ops.squeeze(known_lookup(ids), -1)
+    # The id's own parameters: the latent embedding and, on the user side, the taste deviation. Dropped
+    # together, so a row sometimes trains the feature-only path a cold user or video gets.
+    id_vec = layers.Embedding(n, settings.dim, embeddings_regularizer=regular, name=f"{name}_id_embedding")(ids)
+    if n_taste:
+        taste_id = layers.Embedding(
+            n,
+            n_taste,
+            embeddings_initializer="zeros",
+            embeddings_regularizer=keras.regularizers.l2(settings.taste_l2),
+            name=f"{name}_taste_embedding",
+        )(ids)
+        id_vec = layers.Concatenate(name=f"{name}_id_parts")([id_vec, taste_id])
+    id_vec = IdDropout(settings.id_dropout, settings.seed, name=f"{name}_id_dropout")(id_vec, known)
+    if n_taste:
+        id_vec, taste_id = id_vec[:, : settings.dim], id_vec[:, settings.dim :]
+    # All categorical columns share one embedding table (column j's values offset past columns < j): one
+    # lookup per batch instead of one per column.
+    offsets = np.concatenate(([0], np.cumsum(tables.vocab_sizes)[:-1]))
+    n_cat = tables.categorical.shape[1]
+    cat_lookup = FeatureLookup(n, n_cat, name=f"{name}_categorical")
+    cats = ops.cast(cat_lookup(ids), "int32")
+    cat_emb = layers.Embedding(int(sum(tables.vocab_sizes)), settings.category_dim, name=f"{name}_categories")(cats)
+    parts = [id_vec, layers.Reshape((n_cat * settings.category_dim,), name=f"{name}_categories_flat")(cat_emb)]
+    num_lookup = FeatureLookup(n, tables.numeric.shape[1], name=f"{name}_numeric")
+    parts.append(num_lookup(ids))
+    x = layers.Concatenate(name=f"{name}_concat")(parts)
+    x = layers.Dense(settings.hidden, activation="relu", kernel_regularizer=regular, name=f"{name}_hidden")(x)
+    x = layers.Dropout(settings.dropout, name=f"{name}_dropout")(x)
+    vector = layers.Dense(settings.dim, name=f"{name}_vector")(x)
+    bias = layers.Dense(1, name=f"{name}_bias")(x)
+    if n_taste:  # user side: taste = predicted from features + the user's own deviation (none when cold)
+        taste = layers.Add(name=f"{name}_taste")([layers.Dense(n_taste, name=f"{name}_taste_dense")(x), taste_id])
+        vector = layers.Concatenate(name=f"{name}_full_vector")([vector, taste])
+    if tables.content is not None:
+        content_lookup = FeatureLookup(n, tables.content.shape[1], name=f"{name}_content")
+        vector = layers.Concatenate(name=f"{name}_full_vector")([vector, content_lookup(ids)])
+    tower = keras.Model(ids, [vector, bias], name=f"{name}_tower")
+    if tables.content is not None:
+        content_lookup.table.assign(tables.content)
+    known_lookup.table.assign(tables.known.astype(np.float32)[:, None])
+    cat_lookup.table.assign((tables.categorical + offsets[None, :]).astype(np.float32))
+    num_lookup.table.assign(tables.numeric)
+    return tower
+
+
+def build_hybrid_model(users: SideTables, videos: SideTables, settings: HybridSettings) -> keras.Model:
+    keras.utils.set_random_seed(settings.seed)
+    user = keras.Input(shape=(), dtype="int32", name="user")
+    video = keras.Input(shape=(), dtype="int32", name="video")
+    user_vec, user_bias = _tower("user", users, settings, n_taste=videos.content.shape[1])(user)
+    video_vec, video_bias = _tower("video", videos, settings)(video)
+    score = ops.sum(user_vec * video_vec, axis=-1) + ops.squeeze(user_bias + video_bias, -1)
+    return keras.Model({"user": user, "video": video}, score, name="hybrid")
+
+
+def target(watch_ratio: np.ndarray, settings: HybridSettings) -> np.ndarray:
+    return np.log1p(np.minimum(watch_ratio, settings.ratio_cap)).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Lists:
+    """Training rows grouped into per-user lists: one user tower pass serves a whole list, and a list is
+    what the ranking loss compares within."""
+
+    users: np.ndarray  # (n_lists,) int32
+    videos: np.ndarray  # (n_lists, size) int32, padding = 0
+    targets: np.ndarray  # (n_lists, size) float32, padding = NaN
+
+
+def make_lists(train: Interactions, size: int, settings: HybridSettings) -> Lists:
+    """Each user's rows in random order, cut into lists of `size` (the last one padded), lists shuffled."""
+    rng = np.random.default_rng(settings.seed)
+    order = np.lexsort((rng.random(len(train)), train.users))
+    users = train.users[order].astype(np.int64)
+    counts = np.bincount(users)
+    first_row = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    position = np.arange(len(users)) - first_row[users]
+    per_user = -(-counts // size)  # ceil
+    first_list = np.concatenate(([0], np.cumsum(per_user)[:-1]))
+    list_index = first_list[users] + position // size
+    slot = position % size
+    n_lists = int(per_user.sum())
+    videos = np.zeros((n_lists, size), dtype=np.int32)
+    targets = np.full((n_lists, size), np.nan, dtype=np.float32)
+    videos[list_index, slot] = train.videos[order]
+    targets[list_index, slot] = target(train.watch_ratio[order], settings)
+    shuffle = rng.permutation(n_lists)
+    list_users = np.repeat(np.arange(len(counts), dtype=np.int32), per_user)
+    return Lists(list_users[shuffle], videos[shuffle], targets[shuffle])
+
+
+@keras.saving.register_keras_serializable(package="recgen")
+class ListLoss(keras.losses.Loss):
+    """Huber on log1p(watch_ratio) per row, plus `ranking_weight` x ListNet cross-entropy within each list
+    (the distribution softmax(target / temperature) against softmax(score)). NaN targets are padding."""
+
+    def __init__(self, ranking_weight: float = 1.0, temperature: float = 0.25, delta: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.ranking_weight, self.temperature, self.delta = ranking_weight, temperature, delta
+
+    def call(self, y_true, y_pred):
+        mask = ops.logical_not(ops.isnan(y_true))
+        weight = ops.cast(mask, y_pred.dtype)
+        truth = ops.where(mask, y_true, 0.0)
+        error = ops.abs(truth - y_pred)
+        huber = ops.where(error <= self.delta, 0.5 * error**2, self.delta * (error - 0.5 * self.delta))
+        pointwise = ops.sum(huber * weight, axis=-1) / ops.maximum(ops.sum(weight, axis=-1), 1.0)
+        if not self.ranking_weight:
+            return pointwise
+        very_negative = -1e9
+        target_dist = ops.softmax(ops.where(mask, truth / self.temperature, very_negative), axis=-1)
+        log_pred = ops.log_softmax(ops.where(mask, y_pred, very_negative), axis=-1)
+        listnet = -ops.sum(target_dist * log_pred * weight, axis=-1)
+        return pointwise + self.ranking_weight * listnet
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "ranking_weight": self.ranking_weight,
+            "temperature": self.temperature,
+            "delta": self.delta,
+        }
+
+
+def list_model(pair_model: keras.Model, size: int) -> keras.Model:
+    """The training view of a hybrid model: (user, `size` videos) -> `size` scores, same towers."""
+    user = keras.Input(shape=(), dtype="int32", name="user")
+    videos = keras.Input(shape=(size,), dtype="int32", name="videos")
+    user_vec, user_bias = pair_model.get_layer("user_tower")(user)
+    video_vec, video_bias = pair_model.get_layer("video_tower")(ops.reshape(videos, (-1,)))
+    video_vec = ops.reshape(video_vec, (-1, size, video_vec.shape[-1]))
+    video_bias = ops.reshape(video_bias, (-1, size))
+    scores = ops.einsum("bd,bld->bl", user_vec, video_vec) + user_bias + video_bias
+    return keras.Model({"user": user, "videos": videos}, scores, name="hybrid_lists")
+
+
+class TowerScorer:
+    """Scores with the towers computed once per user and per video: all pairs are one matrix product."""
+
+    predicts_watch_ratio = True
+
+    def __init__(self, model: keras.Model, n_users: int, n_videos: int, name: str = "model"):
+        self.name = name
+        user_vec, user_bias = model.get_layer("user_tower").predict(
+            np.arange(n_users, dtype=np.int32), verbose=0, batch_size=65536
+        )
+        video_vec, video_bias = model.get_layer("video_tower").predict(
+            np.arange(n_videos, dtype=np.int32), verbose=0, batch_size=65536
+        )
+        self.user_vec, self.user_bias = user_vec.astype(np.float32), user_bias[:, 0].astype(np.float32)
+        self.video_vec, self.video_bias = video_vec.astype(np.float32), video_bias[:, 0].astype(np.float32)
+
+    def _log_scores(self, users: np.ndarray, videos: np.ndarray) -> np.ndarray:
+        dots = np.einsum("ij,ij->i", self.user_vec[users], self.video_vec[videos])
+        return dots + self.user_bias[users] + self.video_bias[videos]
+
+    def score_pairs(self, users: np.ndarray, videos: np.ndarray) -> np.ndarray:
+        return np.expm1(self._log_scores(users, videos))
+
+    def score_block(self, users: np.ndarray) -> np.ndarray:
+        log_scores = self.user_vec[users] @ self.video_vec.T + self.user_bias[users, None] + self.video_bias[None, :]
+        return np.expm1(log_scores)
+
+
+def train(
+    pair_model: keras.Model,
+    rows: Interactions,
+    settings: HybridSettings,
+    progress: Callable[[str], None] | None = None,
+) -> TrainReport:
+    """Fit the towers on per-user lists with `model.fit`; 10% of the lists validate, early stopping keeps
+    the best epoch's weights."""
+    started = time.perf_counter()
+    lists = make_lists(rows, settings.list_size, settings)
+    trainer = list_model(pair_model, settings.list_size)
+    trainer.compile(
+        optimizer=keras.optimizers.Adam(settings.learning_rate),
+        loss=ListLoss(settings.ranking_weight, settings.temperature),
+    )
+    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=settings.patience, restore_best_weights=True)
+    history = trainer.fit(
+        {"user": lists.users, "videos": lists.videos},
+        lists.targets,
+        batch_size=settings.batch_lists,
+        epochs=settings.epochs,
+        validation_split=settings.validation_share,
+        callbacks=[stop, *epoch_logger(progress)],
+        verbose=0,
+    )
+    val_losses = history.history["val_loss"]
+    return TrainReport(float(np.min(val_losses)), len(val_losses), time.perf_counter() - started, len(rows))
