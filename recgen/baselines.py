@@ -9,7 +9,8 @@ from recgen.features import Interactions
 
 
 class VideoScorer:
-    """The same score of a video for every user (popularity, item mean)."""
+    """The same score of a video for every user (popularity, item mean); `video_scores` lets `top_k` rank the
+    catalogue once for all users."""
 
     def __init__(self, name: str, video_scores: np.ndarray, predicts_watch_ratio: bool):
         self.name = name
@@ -40,24 +41,26 @@ class RandomScorer:
         return _to_unit(_uniform_key(key ^ self.salt))
 
     def score_block(self, users: np.ndarray) -> np.ndarray:
-        videos = np.arange(self.n_videos)
-        return self.score_pairs(np.repeat(users, self.n_videos), np.tile(videos, len(users))).reshape(
-            len(users), self.n_videos
-        )
+        key = users.astype(np.uint64)[:, None] * np.uint64(self.n_videos) + np.arange(self.n_videos, dtype=np.uint64)
+        return _to_unit(_uniform_key(key ^ self.salt))
 
 
 def _uniform_key(key: np.ndarray) -> np.ndarray:
     """splitmix64 finaliser: a well-mixed 64-bit hash of each key (arithmetic wraps modulo 2**64)."""
     with np.errstate(over="ignore"):
-        z = key + np.uint64(0x9E3779B97F4A7C15)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return z ^ (z >> np.uint64(31))
+        z = key + np.uint64(0x9E3779B97F4A7C15)  # one new array, then in place: 77M keys in the top-k pass
+        z ^= z >> np.uint64(30)
+        z *= np.uint64(0xBF58476D1CE4E5B9)
+        z ^= z >> np.uint64(27)
+        z *= np.uint64(0x94D049BB133111EB)
+        z ^= z >> np.uint64(31)
+        return z
 
 
 def _to_unit(z: np.ndarray) -> np.ndarray:
     """The top 24 bits as a float32 in [0, 1): exact, so no two different keys round to the same 1.0."""
-    return ((z >> np.uint64(40)).astype(np.float64) / float(1 << 24)).astype(np.float32)
+    # Integers below 2**24 are exact in float32 and the scaling is by a power of two: no rounding anywhere.
+    return (z >> np.uint64(40)).astype(np.float32) * np.float32(1.0 / (1 << 24))
 
 
 def exposure_counts(train: Interactions, n_videos: int) -> np.ndarray:
@@ -73,10 +76,14 @@ def item_means(train: Interactions, n_videos: int, shrinkage: float = ITEM_MEAN_
     return (sums + shrinkage * global_mean) / (counts + shrinkage)
 
 
+def popularity_scorer(counts: np.ndarray) -> VideoScorer:
+    return VideoScorer("popularity", counts, predicts_watch_ratio=False)
+
+
 def baselines(train: Interactions, n_videos: int, seed: int) -> list:
     """random, popularity (exposure count) and item_mean (shrunk mean watch ratio)."""
     return [
         RandomScorer(n_videos, seed),
-        VideoScorer("popularity", exposure_counts(train, n_videos), predicts_watch_ratio=False),
+        popularity_scorer(exposure_counts(train, n_videos)),
         VideoScorer("item_mean", item_means(train, n_videos), predicts_watch_ratio=True),
     ]

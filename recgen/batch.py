@@ -22,17 +22,21 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.engine import make_url
 
 from recgen import baselines as baseline_scorers
-from recgen import evaluate, features, model, recommend
+from recgen import evaluate, families, features, model, publish, recommend, report
 from recgen.constants import (
+    DEFAULT_MODEL,
     EMBEDDED_SAMPLE_SCALE,
     GROUND_TRUTH,
     LOCK_FILE,
     MODEL_SEED,
     MODELS_SUBDIR,
     OUTPUT_DIR,
+    REPORT_SUBDIR,
     SAMPLE_SUBDIR,
     SEED,
+    SOURCE_CONTENT,
     SOURCE_MODEL,
+    SOURCE_POPULARITY,
     STATUS_FAILED,
     STATUS_PUBLISHED,
     STATUS_RUNNING,
@@ -41,11 +45,11 @@ from recgen.constants import (
 from recgen.db import database_url, get_engine, insert_frame, migrate, utc_now
 from recgen.errors import EXIT_INTERNAL, ConfigError, LockedError, MissingInputError, RecgenError
 from recgen.ingest import ingest
+from recgen.report import REPORT_FILE
 from recgen.schema import models, recommendations, runs
 
 Log = Callable[[str], None]
 RETRAIN_CHOICES = ("auto", "always", "never")
-MODEL_CHOICES = (MODEL_SEED,)
 
 
 @dataclass
@@ -53,7 +57,7 @@ class BatchOptions:
     db: str = str(OUTPUT_DIR / "recs.db")
     data_dir: str | None = None
     retrain: str = "auto"
-    model: str = MODEL_SEED
+    model: str = DEFAULT_MODEL
     k: int = TOP_K
     seed: int = SEED
     sample_scale: str = EMBEDDED_SAMPLE_SCALE
@@ -73,6 +77,10 @@ class BatchOptions:
     @property
     def sample_dir(self) -> Path:
         return self.output_dir / SAMPLE_SUBDIR
+
+    @property
+    def report_dir(self) -> Path:
+        return self.output_dir / REPORT_SUBDIR
 
 
 @dataclass
@@ -150,8 +158,7 @@ def run_batch(options: BatchOptions, log: Log = print) -> RunSummary:
     """Run the whole nightly job once; returns the published run's summary or raises (run marked failed)."""
     if options.retrain not in RETRAIN_CHOICES:
         raise ConfigError(f"--retrain must be one of {', '.join(RETRAIN_CHOICES)}, not {options.retrain!r}")
-    if options.model not in MODEL_CHOICES:
-        raise ConfigError(f"--model must be one of {', '.join(MODEL_CHOICES)}, not {options.model!r}")
+    families.family(options.model, options.seed)  # an unknown family fails before anything is written
     engine = get_engine(options.db)
     with job_lock(lock_path(options.db)):
         migrate(engine)
@@ -177,43 +184,51 @@ def run_batch(options: BatchOptions, log: Log = print) -> RunSummary:
 
 
 def _run_stages(engine: Engine, run_id: int, source: Path, options: BatchOptions, stages: _Stages, log: Log):
+    chosen = families.family(options.model, options.seed)
     with stages.stage("ingest"):
         ingested = ingest(engine, source, progress=log)
+        publish.refresh(engine)  # full-text index and planner statistics for Datasette
     with stages.stage("features"):
         catalog = features.load_catalog(engine)
         train_rows = features.load_interactions(engine, catalog)
-        video_features, _ = features.seed_video_features(engine, catalog)
     with stages.stage("train"):
         keras_model, model_id, trained = _train_or_reload(
-            engine, options, catalog, train_rows, video_features, ingested.fingerprint, log
+            engine, chosen, options, catalog, train_rows, ingested.fingerprint, log
         )
+        scorer = chosen.scorer(keras_model, catalog)
     n_videos = len(catalog.video_ids)
-    scorer = model.KerasScorer(keras_model, n_videos)
+    popularity = baseline_scorers.exposure_counts(train_rows, n_videos)
+    seen = features.seen_matrix_indptr(train_rows, len(catalog.user_ids))
     with stages.stage("recommend"):
-        users = np.unique(train_rows.users)
-        seen = features.seen_matrix_indptr(train_rows, len(catalog.user_ids))
-        rec_users, rec_videos, rec_scores = recommend.top_k(
-            scorer, users, *seen, k=options.k, progress=_every_tenth(log, "scored")
+        rec_users, rec_videos, rec_scores, sources = _recommend_everyone(
+            chosen, scorer, train_rows, catalog, seen, popularity, options.k, log
         )
         frame = recommend.recommendation_frame(
-            run_id, rec_users, rec_videos, rec_scores, catalog.user_ids, catalog.video_ids, SOURCE_MODEL
+            run_id, rec_users, rec_videos, rec_scores, catalog.user_ids, catalog.video_ids, sources
         )
         with engine.begin() as conn:
             insert_frame(conn, recommendations, frame)
     with stages.stage("evaluate"):
         data = evaluate.load_eval_data(engine, catalog)
         others = baseline_scorers.baselines(train_rows, n_videos, options.seed)
+        if chosen.name != MODEL_SEED:  # the seed model is the reference every other family must beat
+            seed_family = families.family(MODEL_SEED, options.seed)
+            seed_model, _, _ = _train_or_reload(
+                engine, seed_family, options, catalog, train_rows, ingested.fingerprint, log
+            )
+            others.append(seed_family.scorer(seed_model, catalog, name=MODEL_SEED))
         per_user = evaluate.evaluate_all(data, [scorer, *others], options.k, progress=log)
-        popularity = baseline_scorers.exposure_counts(train_rows, n_videos)
         run_level = {name: evaluate.summary(values, options.k) for name, values in per_user.items()}
         run_level["model"].update(evaluate.beyond_accuracy(rec_videos, popularity, options.k))
+        known_users = np.unique(train_rows.users)
         for other in others:
-            _, other_videos, _ = recommend.top_k(other, users, *seen, k=options.k)
-            run_level[other.name].update(evaluate.beyond_accuracy(other_videos, popularity, options.k))
+            if isinstance(other, baseline_scorers.VideoScorer | baseline_scorers.RandomScorer):
+                _, other_videos, _ = recommend.top_k(other, known_users, *seen, k=options.k)
+                run_level[other.name].update(evaluate.beyond_accuracy(other_videos, popularity, options.k))
         with engine.begin() as conn:
             evaluate.write_metrics(conn, run_id, data, per_user["model"], run_level)
     counts = {
-        "n_users": int(len(users)),
+        "n_users": int(len(np.unique(rec_users))),
         "n_videos": n_videos,
         "n_train_rows": len(train_rows),
         "n_recommendations": len(frame),
@@ -223,6 +238,7 @@ def _run_stages(engine: Engine, run_id: int, source: Path, options: BatchOptions
         "trained": trained,
     }
     _finish_run(engine, run_id, STATUS_PUBLISHED, stages.seconds, exit_code=0, **counts)
+    _refresh_report(engine, options, bool(ingested.loaded), log)
     return RunSummary(
         run_id=run_id,
         status=STATUS_PUBLISHED,
@@ -233,6 +249,46 @@ def _run_stages(engine: Engine, run_id: int, source: Path, options: BatchOptions
         metrics=run_level,
         timings=dict(stages.seconds),
     )
+
+
+def _refresh_report(engine: Engine, options: BatchOptions, data_changed: bool, log: Log) -> None:
+    """The data-analysis report follows the data: rewritten when an input file changed (or it is missing).
+    The run is already published, so a failure here is logged, not raised."""
+    if not data_changed and (options.report_dir / REPORT_FILE).is_file():
+        return
+    try:
+        report.write_report(engine, options.report_dir, progress=log)
+    except RecgenError as exc:
+        log(f"warning: the data-analysis report was not written: {exc}")
+
+
+def _recommend_everyone(chosen, scorer, train_rows, catalog, seen, popularity, k, log):
+    """Top-k for every user of the catalogue, with the path that produced each row.
+
+    Users and videos with training rows are scored by the model (`model`); a user or video without any
+    is scored from features by a family that can (`content`); a user without history gets the most
+    exposed unseen videos from a family that cannot (`popularity`).
+    """
+    n_users = len(catalog.user_ids)
+    known_user = np.bincount(train_rows.users, minlength=n_users) > 0
+    known_video = popularity > 0
+    warm = np.flatnonzero(known_user)
+    cold = np.flatnonzero(~known_user)
+    parts = [(*recommend.top_k(scorer, warm, *seen, k=k, progress=_every_tenth(log, "scored")), None)]
+    if len(cold):
+        cold_scorer = scorer if chosen.content_path else baseline_scorers.popularity_scorer(popularity)
+        cold_source = SOURCE_CONTENT if chosen.content_path else SOURCE_POPULARITY
+        log(f"{len(cold):,} users without history: scored by {cold_source}")
+        parts.append((*recommend.top_k(cold_scorer, cold, *seen, k=k), cold_source))
+    users = np.concatenate([p[0] for p in parts])
+    videos = np.concatenate([p[1] for p in parts])
+    scores = np.concatenate([p[2] for p in parts])
+    sources = np.where(known_video[videos], SOURCE_MODEL, SOURCE_CONTENT).astype(object)
+    for part_users, _, _, source in parts:
+        if source is not None:
+            sources[np.isin(users, part_users)] = source
+    order = np.argsort(users, kind="stable")
+    return users[order], videos[order], scores[order], sources[order]
 
 
 def _every_tenth(log: Log, verb: str) -> Callable[[int, int], None]:
@@ -247,29 +303,29 @@ def _every_tenth(log: Log, verb: str) -> Callable[[int, int], None]:
     return report
 
 
-def _train_or_reload(engine, options, catalog, train_rows, video_features, fingerprint, log):
-    settings = model.SeedSettings(seed=options.seed)
-    key = settings.key()
+def _train_or_reload(engine, chosen, options, catalog, train_rows, fingerprint, log):
+    """Reload the newest intact model of this family, settings and data (`--retrain auto`), else train."""
+    key = chosen.key()
     if options.retrain != "always":
-        found = _reusable_model(engine, options.model, key, None if options.retrain == "never" else fingerprint, log)
+        found = _reusable_model(engine, chosen.name, key, None if options.retrain == "never" else fingerprint, log)
         if found is not None:
             model_id, keras_model = found
-            log(f"reloaded model {model_id} (data and settings unchanged)")
+            log(f"reloaded {chosen.name} model {model_id} (data and settings unchanged)")
             return keras_model, model_id, False
         if options.retrain == "never":
-            raise MissingInputError(f"--retrain never: no usable saved {options.model} model; run with --retrain auto")
-    keras_model = model.build_seed_model(len(catalog.user_ids), video_features, settings)
-    log(f"training the {options.model} model on {len(train_rows):,} interactions")
-    report = model.train(keras_model, train_rows, settings, progress=log)
+            raise MissingInputError(f"--retrain never: no usable saved {chosen.name} model; run with --retrain auto")
+    keras_model = chosen.build(engine, catalog, train_rows)
+    log(f"training the {chosen.name} model on {len(train_rows):,} interactions")
+    report = chosen.train(keras_model, train_rows, log)
     path, digest = model.save(keras_model, Path(options.models_dir))
     with engine.begin() as conn:
         model_id = conn.execute(
             models.insert().values(
-                name=options.model,
+                name=chosen.name,
                 path=str(path),
                 sha256=digest,
                 architecture=model.architecture(keras_model),
-                params=json.dumps(settings.__dict__),
+                params=json.dumps(chosen.params()),
                 n_parameters=int(keras_model.count_params()),
                 data_fingerprint=fingerprint,
                 settings_key=key,

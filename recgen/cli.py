@@ -14,7 +14,15 @@ from pathlib import Path
 
 import click
 
-from recgen.constants import DEFAULT_DB_PATH, EMBEDDED_SAMPLE_SCALE, MODEL_SEED, SEED, TOP_K
+from recgen.constants import (
+    DEFAULT_DB_PATH,
+    DEFAULT_MODEL,
+    EMBEDDED_SAMPLE_SCALE,
+    MODEL_HYBRID,
+    MODEL_SEED,
+    SEED,
+    TOP_K,
+)
 from recgen.errors import EXIT_INTERNAL, EXIT_USAGE, RecgenError
 
 DB_OPTION = click.option(
@@ -106,10 +114,11 @@ def cli() -> None:
     "--model",
     "model_name",
     envvar="RECGEN_MODEL",
-    type=click.Choice([MODEL_SEED]),
-    default=MODEL_SEED,
+    type=click.Choice([MODEL_HYBRID, MODEL_SEED]),
+    default=DEFAULT_MODEL,
     show_default=True,
-    help="Model family. Env: RECGEN_MODEL.",
+    help="hybrid: recgen's two-tower model over ids, content and user features; seed: the seed notebook's "
+    "network (always evaluated as a baseline). Env: RECGEN_MODEL.",
 )
 @click.option("--k", type=click.IntRange(1, 1000), default=TOP_K, show_default=True, help="List length.")
 @click.option("--seed", type=int, default=SEED, show_default=True, help="Random seed for training and baselines.")
@@ -201,6 +210,30 @@ def sample(out_dir, scale, seed) -> None:
 
     data_dir = generate_sample(out_dir, scale=scale, seed=seed, progress=_log)
     click.echo(f"wrote a {scale} synthetic sample to {data_dir}")
+
+
+@cli.command()
+@DB_OPTION
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    help="Report folder  [default: report/ beside the database, where Datasette's plugin serves it]",
+)
+@_expected_failures
+def report(db, out_dir) -> None:
+    """Write the data-analysis report (index.html + PNG figures) and the data_profile table.
+
+    Example:
+
+        recgen report --db output/recs.db
+    """
+    from recgen.batch import BatchOptions
+    from recgen.db import get_engine
+    from recgen.report import write_report
+
+    folder = out_dir or BatchOptions(db=db).report_dir
+    click.echo(f"wrote {write_report(get_engine(db), folder, progress=_log)}")
 
 
 @cli.command("evaluate")

@@ -19,6 +19,7 @@ OUTPUT_DIR = Path("output")
 DEFAULT_DB_PATH = OUTPUT_DIR / "recs.db"
 MODELS_SUBDIR = "models"
 SAMPLE_SUBDIR = "sample"
+REPORT_SUBDIR = "report"
 LOCK_FILE = "recgen.lock"
 EMBEDDED_SAMPLE_SCALE = "small"
 
@@ -46,9 +47,10 @@ GROUND_TRUTH = "ground_truth.csv"  # Written by `recgen sample` only; never read
 # Folders searched for the CSVs, inside a directory or a zip, in this order.
 DATA_SUBDIRS = ("KuaiRec 2.0/data", "KuaiRec/data", "data", "")
 
-# Model names accepted by --model.
+# Model families accepted by --model (recgen.families).
+MODEL_HYBRID = "hybrid"
 MODEL_SEED = "seed"
-DEFAULT_MODEL = MODEL_SEED
+DEFAULT_MODEL = MODEL_HYBRID
 
 # Run statuses.
 STATUS_RUNNING = "running"

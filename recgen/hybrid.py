@@ -1,14 +1,15 @@
 """recgen's default model: a hybrid two-tower network over ids, content, user features and history.
 
-    score(u, v) = <user_tower(u), video_tower(v)> + video_bias(v) + user_bias(u) + c
+    score(u, v) = <user_tower(u), video_tower(v)> + video_bias(v) + user_bias(u)
 
 Each tower concatenates an id embedding with embeddings of the categorical features and the numeric
-features of its side, then two dense layers. The dot product lets every user weigh every video property
-(duration included: a user's own duration sensitivity is a direction in the user vector), and makes scoring
-all users x all videos one matrix product. The model predicts log1p(watch_ratio) (the loops up to ~500x
-would dominate a squared loss on the raw ratio); ranking by it is ranking by the predicted ratio.
+features of its side, then a dense layer. The video's vector ends with fixed content descriptors (duration,
+tags, top-level category) and the user's with their personal weights over them, so the dot product holds
+both the latent match and each user's own duration sensitivity and taste; scoring all users x all videos
+is one matrix product. The target is the watch ratio capped at 50 under a Huber loss: the loops of up to
+~500x can neither dominate a squared loss nor hide the expected ratio the ranking is judged on.
 
-Cold start: id embeddings are dropped for a share of the training rows (`id_dropout`), so the towers also
+Cold start: id embeddings are dropped for a share of the training lists (`id_dropout`), so the towers also
 learn to score from features alone; users and videos without training rows get no id embedding at all.
 """
 
@@ -40,10 +41,9 @@ USER_CATEGORICAL = (
     *(f"onehot_feat{i}" for i in range(18)),
 )
 USER_COUNTS = ("follow_user_num", "fans_user_num", "friend_user_num", "register_days")
+CATEGORY_COLUMNS = ("first_level_category_id", "second_level_category_id", "third_level_category_id")
 VIDEO_CATEGORICAL = (
-    "first_level_category_id",
-    "second_level_category_id",
-    "third_level_category_id",
+    *CATEGORY_COLUMNS,
     "author_id",
     "upload_type",
     "video_tag_id",
@@ -66,15 +66,31 @@ class HybridSettings:
     epochs: int = 12
     list_size: int = 32  # training rows per list (one user each)
     batch_lists: int = 256  # lists per batch: 8,192 rows
-    ranking_weight: float = 1.0  # weight of the within-list ranking loss next to the pointwise Huber loss
-    temperature: float = 0.25  # of the target distribution softmax(log1p(watch_ratio) / temperature)
+    user_id_scale: float = 8.0  # per-user parameters move this much faster (see _tower)
+    ranking_weight: float = 0.0  # weight of a within-list ListNet loss next to the pointwise Huber loss
+    temperature: float = 0.25  # of the target distribution softmax(target / temperature)
     validation_share: float = 0.1
     patience: int = 2
-    ratio_cap: float = 50.0  # targets are log1p(min(watch_ratio, cap))
+    ratio_cap: float = 50.0  # targets are transform(min(watch_ratio, cap)); the Huber loss bounds the rest
+    transform: str = "identity"  # or "log1p" (ranks a little worse: benchmarks/quality.py --ablations)
+    without: tuple[str, ...] = ()  # feature groups left out, for ablations (see ABLATION_GROUPS)
     seed: int = SEED
 
     def key(self) -> str:
         return hashlib.sha256(json.dumps({"model": "hybrid", **asdict(self)}, sort_keys=True).encode()).hexdigest()
+
+
+ABLATION_GROUPS = {
+    "ids": "user and video id embeddings (and each user's own taste deviation)",
+    "taste": "personal weights over duration, tags and categories",
+    "user_profile": "the user_features.csv profile",
+    "history": "history features of the user (rows, mean log play time, mean log1p watch ratio)",
+    "duration": "video duration (log and RBF bumps) in the tower and the taste",
+    "tags": "feature tags in the tower and the taste",
+    "categories": "caption categories (three levels) in the tower and the taste",
+    "author": "the author id",
+    "daily": "the seed's 15 daily statistics and the exposure count",
+}
 
 
 @dataclass(frozen=True)
@@ -107,38 +123,72 @@ def _standardise(values: np.ndarray) -> np.ndarray:
     return ((values - values.mean(axis=0)) / np.where(std > 0, std, 1.0)).astype(np.float32)
 
 
-def user_tables(engine: Engine, catalog: Catalog, train: Interactions, play_ms: np.ndarray) -> SideTables:
-    """Profile features from `users` plus history features from the training log."""
+def side_tables(
+    engine: Engine, catalog: Catalog, train: Interactions, without: tuple[str, ...] = ()
+) -> tuple[SideTables, SideTables]:
+    """The user and the video feature tables of a hybrid model, leaving out the groups in `without`."""
+    unknown = set(without) - set(ABLATION_GROUPS)
+    if unknown:
+        raise ValueError(f"unknown feature groups {sorted(unknown)}; known: {sorted(ABLATION_GROUPS)}")
+    videos, duration_ms = video_tables(engine, catalog, train, without)
+    return user_tables(engine, catalog, train, duration_ms, without), videos
+
+
+def user_tables(
+    engine: Engine, catalog: Catalog, train: Interactions, duration_ms: np.ndarray, without: tuple[str, ...] = ()
+) -> SideTables:
+    """Profile features from `users` plus history features from the training log (how long the user
+    watches: the mean log play time, and the mean log1p watch ratio)."""
     with engine.connect() as conn:
         profiles = pd.read_sql_query(text("SELECT * FROM users"), conn)
     frame = pd.DataFrame({"user_id": catalog.user_ids}).merge(profiles, on="user_id", how="left")
-    categorical, sizes = _encode_categories(frame, USER_CATEGORICAL)
+    categorical, sizes = _encode_categories(frame, () if "user_profile" in without else USER_CATEGORICAL)
     n_users = len(catalog.user_ids)
     rows = np.bincount(train.users, minlength=n_users)
-    log_play = np.log1p(play_ms.astype(np.float64))
+    log_play = np.log1p(train.watch_ratio.astype(np.float64) * duration_ms[train.videos] / 1000.0)
     mean_log_play = np.bincount(train.users, weights=log_play, minlength=n_users) / np.maximum(rows, 1)
     log_ratio = np.log1p(train.watch_ratio.astype(np.float64))
     mean_log_ratio = np.bincount(train.users, weights=log_ratio, minlength=n_users) / np.maximum(rows, 1)
-    numeric = np.column_stack(
-        [
+    blocks = {
+        "user_profile": [
             np.log1p(frame[list(USER_COUNTS)].to_numpy(np.float64)),
             frame[list(USER_COUNTS)].isna().to_numpy(np.float64),
-            np.log1p(rows),
-            np.where(rows > 0, mean_log_play, np.nan),
-            np.where(rows > 0, mean_log_ratio, np.nan),
-        ]
-    )
-    numeric = np.where(np.isnan(numeric), np.nanmean(numeric, axis=0), numeric)
-    return SideTables(categorical, sizes, _standardise(numeric), rows > 0)
+        ],
+        "history": [
+            np.log1p(rows)[:, None],
+            np.where(rows > 0, mean_log_play, np.nan)[:, None],
+            np.where(rows > 0, mean_log_ratio, np.nan)[:, None],
+        ],
+    }
+    numeric = _numeric(blocks, without, n_users)
+    known = rows > 0 if "ids" not in without else np.zeros(n_users, dtype=bool)
+    return SideTables(categorical, sizes, numeric, known)
 
 
-def video_tables(engine: Engine, catalog: Catalog, train: Interactions) -> SideTables:
-    """Content features: categories, author, tags, duration (log and RBF bumps), daily statistics, exposure."""
+def _numeric(blocks: dict[str, list[np.ndarray]], without: tuple[str, ...], n: int) -> np.ndarray:
+    """The kept blocks side by side, missing values at the column mean, standardised."""
+    kept = [part for name, parts in blocks.items() if name not in without for part in parts]
+    if not kept:
+        return np.zeros((n, 0), dtype=np.float32)
+    numeric = np.column_stack(kept).astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        means = np.nanmean(numeric, axis=0)
+    numeric = np.where(np.isnan(numeric), np.nan_to_num(means)[None, :], numeric)
+    return _standardise(numeric)
+
+
+def video_tables(
+    engine: Engine, catalog: Catalog, train: Interactions, without: tuple[str, ...] = ()
+) -> tuple[SideTables, np.ndarray]:
+    """Content features (categories, author, tags, duration as log and RBF bumps, daily statistics,
+    exposure) and each video's duration in ms."""
     with engine.connect() as conn:
         frame = pd.read_sql_query(text("SELECT * FROM videos"), conn)
         tags = pd.read_sql_query(text("SELECT video_id, tag_id FROM video_tags"), conn)
     frame = pd.DataFrame({"video_id": catalog.video_ids}).merge(frame, on="video_id", how="left")
-    categorical, sizes = _encode_categories(frame, VIDEO_CATEGORICAL)
+    left_out = {"categories": CATEGORY_COLUMNS, "author": ("author_id",)}
+    dropped = {column for group in without for column in left_out.get(group, ())}
+    categorical, sizes = _encode_categories(frame, tuple(c for c in VIDEO_CATEGORICAL if c not in dropped))
     tag_ids = np.sort(tags["tag_id"].unique())
     multi_hot = np.zeros((len(frame), len(tag_ids)), dtype=np.float64)
     multi_hot[catalog.video_index(tags["video_id"].to_numpy()), np.searchsorted(tag_ids, tags["tag_id"])] = 1.0
@@ -147,11 +197,28 @@ def video_tables(engine: Engine, catalog: Catalog, train: Interactions) -> SideT
     bumps = np.exp(-(((log_duration[:, None] - DURATION_CENTRES[None, :]) / DURATION_WIDTH) ** 2))
     daily, _ = seed_video_features(engine, catalog)
     exposure = np.bincount(train.videos, minlength=len(frame))
-    numeric = np.column_stack([multi_hot, log_duration, bumps, daily, np.log1p(exposure)])
-    # What each user gets a personal weight for: feature tags, top-level category, duration (as bumps).
-    first_level = pd.get_dummies(frame["first_level_category_id"]).to_numpy(np.float64)
-    content = np.column_stack([multi_hot / np.maximum(multi_hot.sum(axis=1, keepdims=True), 1), first_level, bumps])
-    return SideTables(categorical, sizes, _standardise(numeric), exposure > 0, content.astype(np.float32))
+    numeric = _numeric(
+        {
+            "tags": [multi_hot],
+            "duration": [log_duration[:, None], bumps],
+            "daily": [daily, np.log1p(exposure)[:, None]],
+        },
+        without,
+        len(frame),
+    )
+    # What each user gets a personal weight for: duration (a slope, and bumps for its shape), feature tags
+    # (shared by a video's tags) and the top-level category.
+    centred = (log_duration - log_duration.mean()) / max(log_duration.std(), 1e-6)
+    taste_blocks = {
+        "duration": [centred[:, None], bumps],
+        "tags": [multi_hot / np.maximum(multi_hot.sum(axis=1, keepdims=True), 1)],
+        "categories": [pd.get_dummies(frame["first_level_category_id"]).to_numpy(np.float64)],
+    }
+    kept = [part for name, parts in taste_blocks.items() if name not in without for part in parts]
+    content = np.column_stack(kept) if kept and "taste" not in without else np.zeros((len(frame), 0))
+    known = exposure > 0 if "ids" not in without else np.zeros(len(frame), dtype=bool)
+    tables = SideTables(categorical, sizes, numeric, known, content.astype(np.float32))
+    return tables, np.exp(log_duration)
 
 
 @keras.saving.register_keras_serializable(package="recgen")
@@ -187,7 +254,14 @@ def _tower(name: str, tables: SideTables, settings: HybridSettings, n_taste: int
     known = ops.squeeze(known_lookup(ids), -1)
     # The id's own parameters: the latent embedding and, on the user side, the taste deviation. Dropped
     # together, so a row sometimes trains the feature-only path a cold user or video gets.
-    id_vec = layers.Embedding(n, settings.dim, embeddings_regularizer=regular, name=f"{name}_id_embedding")(ids)
+    scale = settings.user_id_scale if n_taste else 1.0
+    id_vec = layers.Embedding(
+        n,
+        settings.dim,
+        embeddings_initializer=keras.initializers.RandomUniform(-0.05 / scale, 0.05 / scale),
+        embeddings_regularizer=regular,
+        name=f"{name}_id_embedding",
+    )(ids)
     if n_taste:
         taste_id = layers.Embedding(
             n,
@@ -199,17 +273,23 @@ def _tower(name: str, tables: SideTables, settings: HybridSettings, n_taste: int
         id_vec = layers.Concatenate(name=f"{name}_id_parts")([id_vec, taste_id])
     id_vec = IdDropout(settings.id_dropout, settings.seed, name=f"{name}_id_dropout")(id_vec, known)
     if n_taste:
+        # A user's own parameters get one update per list, far fewer than a video's; scaling them up (Adam's
+        # steps have a fixed size per parameter) lets them move as far in the same number of epochs.
+        id_vec = layers.Rescaling(scale, name=f"{name}_id_scale")(id_vec)
         id_vec, taste_id = id_vec[:, : settings.dim], id_vec[:, settings.dim :]
-    # All categorical columns share one embedding table (column j's values offset past columns < j): one
-    # lookup per batch instead of one per column.
-    offsets = np.concatenate(([0], np.cumsum(tables.vocab_sizes)[:-1]))
+    parts = [id_vec]
     n_cat = tables.categorical.shape[1]
-    cat_lookup = FeatureLookup(n, n_cat, name=f"{name}_categorical")
-    cats = ops.cast(cat_lookup(ids), "int32")
-    cat_emb = layers.Embedding(int(sum(tables.vocab_sizes)), settings.category_dim, name=f"{name}_categories")(cats)
-    parts = [id_vec, layers.Reshape((n_cat * settings.category_dim,), name=f"{name}_categories_flat")(cat_emb)]
-    num_lookup = FeatureLookup(n, tables.numeric.shape[1], name=f"{name}_numeric")
-    parts.append(num_lookup(ids))
+    if n_cat:
+        # All categorical columns share one embedding table (column j's values offset past columns < j):
+        # one lookup per batch instead of one per column.
+        offsets = np.concatenate(([0], np.cumsum(tables.vocab_sizes)[:-1]))
+        cat_lookup = FeatureLookup(n, n_cat, name=f"{name}_categorical")
+        cats = ops.cast(cat_lookup(ids), "int32")
+        cat_emb = layers.Embedding(int(sum(tables.vocab_sizes)), settings.category_dim, name=f"{name}_categories")
+        parts.append(layers.Reshape((n_cat * settings.category_dim,), name=f"{name}_categories_flat")(cat_emb(cats)))
+    if tables.numeric.shape[1]:
+        num_lookup = FeatureLookup(n, tables.numeric.shape[1], name=f"{name}_numeric")
+        parts.append(num_lookup(ids))
     x = layers.Concatenate(name=f"{name}_concat")(parts)
     x = layers.Dense(settings.hidden, activation="relu", kernel_regularizer=regular, name=f"{name}_hidden")(x)
     x = layers.Dropout(settings.dropout, name=f"{name}_dropout")(x)
@@ -218,15 +298,18 @@ def _tower(name: str, tables: SideTables, settings: HybridSettings, n_taste: int
     if n_taste:  # user side: taste = predicted from features + the user's own deviation (none when cold)
         taste = layers.Add(name=f"{name}_taste")([layers.Dense(n_taste, name=f"{name}_taste_dense")(x), taste_id])
         vector = layers.Concatenate(name=f"{name}_full_vector")([vector, taste])
-    if tables.content is not None:
+    has_content = tables.content is not None and tables.content.shape[1] > 0
+    if has_content:
         content_lookup = FeatureLookup(n, tables.content.shape[1], name=f"{name}_content")
         vector = layers.Concatenate(name=f"{name}_full_vector")([vector, content_lookup(ids)])
     tower = keras.Model(ids, [vector, bias], name=f"{name}_tower")
-    if tables.content is not None:
+    if has_content:
         content_lookup.table.assign(tables.content)
     known_lookup.table.assign(tables.known.astype(np.float32)[:, None])
-    cat_lookup.table.assign((tables.categorical + offsets[None, :]).astype(np.float32))
-    num_lookup.table.assign(tables.numeric)
+    if n_cat:
+        cat_lookup.table.assign((tables.categorical + offsets[None, :]).astype(np.float32))
+    if tables.numeric.shape[1]:
+        num_lookup.table.assign(tables.numeric)
     return tower
 
 
@@ -234,14 +317,20 @@ def build_hybrid_model(users: SideTables, videos: SideTables, settings: HybridSe
     keras.utils.set_random_seed(settings.seed)
     user = keras.Input(shape=(), dtype="int32", name="user")
     video = keras.Input(shape=(), dtype="int32", name="video")
-    user_vec, user_bias = _tower("user", users, settings, n_taste=videos.content.shape[1])(user)
+    n_taste = 0 if videos.content is None else videos.content.shape[1]
+    user_vec, user_bias = _tower("user", users, settings, n_taste=n_taste)(user)
     video_vec, video_bias = _tower("video", videos, settings)(video)
     score = ops.sum(user_vec * video_vec, axis=-1) + ops.squeeze(user_bias + video_bias, -1)
     return keras.Model({"user": user, "video": video}, score, name="hybrid")
 
 
 def target(watch_ratio: np.ndarray, settings: HybridSettings) -> np.ndarray:
-    return np.log1p(np.minimum(watch_ratio, settings.ratio_cap)).astype(np.float32)
+    capped = np.minimum(watch_ratio, settings.ratio_cap)
+    return (np.log1p(capped) if settings.transform == "log1p" else capped).astype(np.float32)
+
+
+def inverse_target(values: np.ndarray, settings: HybridSettings) -> np.ndarray:
+    return np.expm1(values) if settings.transform == "log1p" else values
 
 
 @dataclass(frozen=True)
@@ -278,7 +367,7 @@ def make_lists(train: Interactions, size: int, settings: HybridSettings) -> List
 
 @keras.saving.register_keras_serializable(package="recgen")
 class ListLoss(keras.losses.Loss):
-    """Huber on log1p(watch_ratio) per row, plus `ranking_weight` x ListNet cross-entropy within each list
+    """Huber on the (transformed) watch ratio per row, plus `ranking_weight` x ListNet cross-entropy within each list
     (the distribution softmax(target / temperature) against softmax(score)). NaN targets are padding."""
 
     def __init__(self, ranking_weight: float = 1.0, temperature: float = 0.25, delta: float = 1.0, **kwargs):
@@ -326,8 +415,9 @@ class TowerScorer:
 
     predicts_watch_ratio = True
 
-    def __init__(self, model: keras.Model, n_users: int, n_videos: int, name: str = "model"):
+    def __init__(self, model: keras.Model, n_users: int, n_videos: int, settings: HybridSettings, name: str = "model"):
         self.name = name
+        self.settings = settings
         user_vec, user_bias = model.get_layer("user_tower").predict(
             np.arange(n_users, dtype=np.int32), verbose=0, batch_size=65536
         )
@@ -342,11 +432,11 @@ class TowerScorer:
         return dots + self.user_bias[users] + self.video_bias[videos]
 
     def score_pairs(self, users: np.ndarray, videos: np.ndarray) -> np.ndarray:
-        return np.expm1(self._log_scores(users, videos))
+        return inverse_target(self._log_scores(users, videos), self.settings)
 
     def score_block(self, users: np.ndarray) -> np.ndarray:
         log_scores = self.user_vec[users] @ self.video_vec.T + self.user_bias[users, None] + self.video_bias[None, :]
-        return np.expm1(log_scores)
+        return inverse_target(log_scores, self.settings)
 
 
 def train(

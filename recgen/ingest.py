@@ -28,6 +28,7 @@ from recgen.constants import (
     USER_FEATURES,
 )
 from recgen.db import insert_frame, migrate, utc_now
+from recgen.features import INTERACTION_FIELDS, write_interaction_cache
 from recgen.readers import (
     DataSource,
     check_unique,
@@ -120,7 +121,13 @@ def ingest(
         say(f"{name}: unchanged (same sha256), skipped")
     if changed:
         with engine.begin() as conn:
-            result.duplicates_dropped = _Load(conn, data, hashes, say).run(changed)
+            load = _Load(conn, data, hashes, say)
+            result.duplicates_dropped = load.run(changed)
+        # The interaction frames are in memory now: the features stage reads them from this cache instead of
+        # pulling 11.5M rows back out of SQLite. Written after the commit, keyed by the committed load.
+        for table, frame in load.interactions.items():
+            write_interaction_cache(engine, table, {name: frame[name].to_numpy() for name in INTERACTION_FIELDS})
+        del load
     with engine.connect() as conn:
         result.rows = {
             name: conn.execute(select(func.count()).select_from(t)).scalar_one() for name, t in INPUT_TABLES.items()
@@ -134,7 +141,8 @@ class _Load:
     def __init__(self, conn: Connection, data: DataSource, hashes: dict[str, str], say: Callable[[str], None]):
         self.conn, self.data, self.hashes, self.say = conn, data, hashes, say
         self.records: list[dict] = []
-        self.interactions: dict[str, pd.DataFrame] = {}  # (video_id, video_duration) of reloaded logs
+        # Reloaded logs, by table: the cached columns and video_duration (for `_fill_durations_from_interactions`).
+        self.interactions: dict[str, pd.DataFrame] = {}
 
     def run(self, changed: list[str]) -> int:
         # A DELETE first: pysqlite opens its transaction at the first DML statement, and the index DDL of
@@ -196,7 +204,7 @@ class _Load:
         rows_in_file = len(frame)
         frame, dropped = drop_exact_duplicates(frame)
         _replace(self.conn, train_interactions, frame, rebuild_indexes=True)
-        self.interactions[train_interactions.name] = frame[["video_id", "video_duration"]]
+        self.interactions[train_interactions.name] = frame[[*INTERACTION_FIELDS, "video_duration"]]
         self._record(BIG_MATRIX, train_interactions, len(frame), rows_in_file)
         self.say(f"{BIG_MATRIX}: {rows_in_file:,} rows, {dropped:,} duplicates dropped, {_since(start)}")
         return dropped
@@ -206,7 +214,7 @@ class _Load:
         frame = read_interactions(self.data, SMALL_MATRIX)
         check_unique(frame, ["user_id", "video_id"], SMALL_MATRIX)
         _replace(self.conn, eval_interactions, frame, rebuild_indexes=True)
-        self.interactions[eval_interactions.name] = frame[["video_id", "video_duration"]]
+        self.interactions[eval_interactions.name] = frame[[*INTERACTION_FIELDS, "video_duration"]]
         self._record(SMALL_MATRIX, eval_interactions, len(frame), len(frame))
         without_time = int(frame["time"].isna().sum())
         self.say(f"{SMALL_MATRIX}: {len(frame):,} rows ({without_time:,} without time), {_since(start)}")

@@ -328,18 +328,53 @@ def read_interactions(source: DataSource, name: str) -> pd.DataFrame:
 def drop_exact_duplicates(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     """Drop rows identical in every column to an earlier row (keeps the first); re-watches differ in time.
 
-    Hashing the numeric columns finds the candidates in a fraction of a second; only those rows are then
-    compared exactly, strings included (pandas' full-frame `duplicated` is 10x slower at 12.5M rows).
+    A cheap 64-bit key over the numeric columns finds the candidates (rows whose key occurs more than once:
+    a superset of the duplicates, since equal rows have equal keys); only those rows are then compared
+    exactly, strings included. 12.5M rows: ~2 s, where pandas' full-frame `duplicated` takes ~80 s and
+    `hash_pandas_object` plus a hash-table `duplicated` ~4 s.
     """
     numeric = [c for c in frame.columns if frame[c].dtype.kind in "iuf" or str(frame[c].dtype) == "Int64"]
-    hashes = pd.util.hash_pandas_object(frame[numeric], index=False)
-    candidates = hashes.duplicated(keep=False).to_numpy()
+    key = _row_keys(frame, numeric)
+    order = np.argsort(key)
+    sorted_key = key[order]
+    same_as_next = sorted_key[1:] == sorted_key[:-1]
+    in_group = np.zeros(len(frame), dtype=bool)
+    in_group[1:] = same_as_next
+    in_group[:-1] |= same_as_next
+    del sorted_key, same_as_next
+    candidates = np.zeros(len(frame), dtype=bool)
+    candidates[order[in_group]] = True
     if not candidates.any():
         return frame, 0
     repeated = np.zeros(len(frame), dtype=bool)
     repeated[np.flatnonzero(candidates)] = frame[candidates].duplicated().to_numpy()
     dropped = int(repeated.sum())
-    return (frame[~repeated].reset_index(drop=True), dropped) if dropped else (frame, 0)
+    if not dropped:
+        return frame, 0
+    # `take` of the kept positions: a boolean mask over the frame is ~1.5x slower here (5 s at 12.5M rows).
+    return frame.take(np.flatnonzero(~repeated)).reset_index(drop=True), dropped
+
+
+def _row_keys(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """A uint64 per row, equal for rows equal in `columns` (polynomial in the values' bits, mod 2**64).
+
+    Equal values must give equal bits: floats are canonicalised (-0.0 -> 0.0, one NaN), missing integers
+    become NaN floats. Unequal rows may collide; the caller compares candidates exactly.
+    """
+    key = np.zeros(len(frame), dtype=np.uint64)
+    multiplier = np.uint64(0x9E3779B97F4A7C15)  # odd, so multiplying never loses information mod 2**64
+    with np.errstate(over="ignore"):
+        for column in columns:
+            values = frame[column]
+            if values.dtype.kind in "iu":
+                bits = values.to_numpy().astype(np.int64, copy=False).view(np.uint64)
+            else:
+                floats = values.to_numpy(dtype=np.float64, na_value=np.nan) + 0.0  # -0.0 + 0.0 is 0.0
+                floats[np.isnan(floats)] = np.nan
+                bits = floats.view(np.uint64)
+            key *= multiplier
+            key += bits
+    return key
 
 
 def read_users(source: DataSource) -> pd.DataFrame:

@@ -24,6 +24,11 @@ class Scorer(Protocol):
         """(len(users), n_videos) float32 scores of every video for a block of user indexes."""
 
 
+# A scorer whose scores are the same for every user (popularity, item mean) may also expose them as a
+# `video_scores` array (n_videos,): `top_k` then orders the catalogue once and skips each user's seen videos,
+# instead of scoring and partitioning a users x videos block.
+
+
 def top_k(
     scorer: Scorer,
     users: np.ndarray,
@@ -39,6 +44,13 @@ def top_k(
     Ties are broken by video index ascending, so lists are deterministic. `seen_indptr`/`seen_videos` is a
     CSR of each user's training videos (excluded). progress(done_users, total_users) is called per block.
     """
+    users = np.asarray(users)
+    video_scores = getattr(scorer, "video_scores", None)
+    if video_scores is not None and np.isfinite(video_scores).all():
+        result = _top_k_global(np.asarray(video_scores, dtype=np.float32), users, seen_indptr, seen_videos, k)
+        if progress:
+            progress(len(users), len(users))
+        return result
     out_users, out_videos, out_scores = [], [], []
     for start in range(0, len(users), block):
         block_users = users[start : start + block]
@@ -70,14 +82,50 @@ def _best_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     k = min(k, n_cols)
     part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
     kth = np.take_along_axis(scores, part, axis=1).min(axis=1)
-    # argpartition cuts ties at the k-th score arbitrarily; rows with a tie across the cut get a full sort.
+    # argpartition cuts ties at the k-th score arbitrarily. In rows with a tie across the cut, keep every
+    # score above the k-th and fill up with the lowest columns holding the k-th score (no full-row sort).
     tied = (scores >= kth[:, None]).sum(axis=1) > k
     if tied.any():
-        part[tied] = np.argsort(-scores[tied], axis=1, kind="stable")[:, :k]
+        rows, cut = scores[tied], kth[tied][:, None]
+        above = rows > cut
+        at_cut = rows == cut
+        need = k - above.sum(axis=1)
+        chosen = above | (at_cut & (np.cumsum(at_cut, axis=1) <= need[:, None]))
+        part[tied] = np.nonzero(chosen)[1].reshape(-1, k)  # row-major: each row's k columns, ascending
     part_scores = np.take_along_axis(scores, part, axis=1)
     order = np.lexsort((part, -part_scores), axis=1)
     videos = np.take_along_axis(part, order, axis=1)
     return videos, np.take_along_axis(part_scores, order, axis=1)
+
+
+def _top_k_global(
+    video_scores: np.ndarray, users: np.ndarray, seen_indptr: np.ndarray, seen_videos: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`top_k` for scores shared by all users: the catalogue in one global order, each user's seen skipped.
+
+    With a user's seen videos at sorted global positions p_0 < p_1 < ..., the j-th unseen video (0-based)
+    sits at position j + #{i : p_i - i <= j} (p_i - i counts the unseen videos before p_i and never
+    decreases), so one segmented searchsorted gives every user's list: time linear in the seen rows plus
+    users x k, whatever the catalogue size. Same result as ranking every user's row (tested).
+    """
+    n_videos = len(video_scores)
+    order = np.lexsort((np.arange(n_videos), -video_scores))  # score descending, then video ascending
+    position = np.empty(n_videos, dtype=np.int64)
+    position[order] = np.arange(n_videos)
+    n_seen = seen_indptr[users + 1] - seen_indptr[users]
+    first_seen = np.cumsum(n_seen) - n_seen
+    seen_group = np.repeat(np.arange(len(users), dtype=np.int64), n_seen)
+    stride = n_videos + 1
+    seen_key = np.sort(seen_group * stride + position[seen_videos[_csr_take(seen_indptr, users)]])
+    # seen_key - group*stride is p_i; subtracting i (the rank within the user) gives p_i - i, still sorted.
+    seen_key -= np.arange(len(seen_key)) - np.repeat(first_seen, n_seen)
+    n_out = np.minimum(k, n_videos - n_seen)
+    first_out = np.cumsum(n_out) - n_out
+    out_group = np.repeat(np.arange(len(users), dtype=np.int64), n_out)
+    rank = np.arange(n_out.sum()) - np.repeat(first_out, n_out)
+    before = np.searchsorted(seen_key, out_group * stride + rank, side="right") - first_seen[out_group]
+    videos = order[rank + before]
+    return users[out_group], videos, video_scores[videos]
 
 
 def recommendation_frame(

@@ -344,6 +344,17 @@ run_metrics = Table(
     comment="Run-level metrics of the model and the baselines, evaluated the same way.",
 )
 
+data_profile = Table(
+    "data_profile",
+    metadata,
+    _col("section", String, "Report section, e.g. overview, quality, watch_ratio", primary_key=True),
+    _col("name", String, "What is measured, e.g. train_rows or share_above_2.train", primary_key=True),
+    _col("value", Float, "The measured value (NULL if it cannot be computed)"),
+    _col("unit", String, "Unit of value, e.g. rows, users, ratio, share (0..1), seconds"),
+    _col("description", Text, "What the value means, in one sentence", nullable=False),
+    comment="Data profile written by `recgen report`: every number of the data-analysis report, one row each.",
+)
+
 OUTPUT_TABLES = ("runs", "models", "recommendations", "user_metrics", "run_metrics")
 
 # ---------------------------------------------------------------- views over the latest published run

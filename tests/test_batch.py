@@ -54,10 +54,14 @@ def test_every_eval_user_has_metrics_in_their_ranges(published):
     assert metrics["spearman"].between(-1, 1).all()
     assert (metrics["mae"] >= 0).all() and (metrics["rmse"] >= metrics["mae"] - 1e-9).all()
     run_level = query(db, "SELECT model_name, metric, value FROM latest_run_metrics")
-    assert set(run_level["model_name"]) == {"model", "random", "popularity", "item_mean"}
-    for model_name in ("model", "random", "popularity", "item_mean"):
+    assert set(run_level["model_name"]) == {"model", "random", "popularity", "item_mean", "seed"}
+    for model_name in ("model", "random", "popularity", "item_mean", "seed"):
         names = set(run_level.loc[run_level["model_name"] == model_name, "metric"])
-        assert {f"ndcg@{TOP_K}", f"hit_ratio@{TOP_K}", f"coverage@{TOP_K}", "spearman"} <= names
+        assert {f"ndcg@{TOP_K}", f"hit_ratio@{TOP_K}", "spearman"} <= names
+        if model_name != "seed":  # the seed reference is judged on accuracy only (its lists are not built)
+            assert f"coverage@{TOP_K}" in names
+        if model_name in ("model", "item_mean", "seed"):  # they predict watch_ratio itself
+            assert "mae" in names
     model_ndcg = run_level.query("model_name == 'model' and metric == 'ndcg@50'")["value"].item()
     assert model_ndcg == pytest.approx(metrics["ndcg"].mean())
 
@@ -81,7 +85,8 @@ def test_a_second_run_on_unchanged_data_reloads_the_model(published, tiny_sample
     files_before = query(copy, "SELECT * FROM source_files")
     result = run_cli("run-batch", "--data-dir", str(tiny_sample), "--db", str(copy))
     assert result.exit_code == 0, result.output
-    assert "reloaded model" in result.stderr and "training the" not in result.stderr
+    assert "reloaded hybrid model" in result.stderr and "reloaded seed model" in result.stderr
+    assert "training the" not in result.stderr
     runs = query(copy, "SELECT id, status, trained, model_id FROM runs ORDER BY id")
     assert runs["status"].tolist() == ["published", "published"]
     assert runs["trained"].tolist() == [1, 0]
@@ -117,7 +122,7 @@ def test_evaluate_prints_the_model_next_to_the_baselines(published):
     result = run_cli("evaluate", "--db", str(db))
     assert result.exit_code == 0, result.output
     header = result.stdout.splitlines()[1]
-    assert header.split() == ["model_name", "model", "item_mean", "popularity", "random"]
+    assert header.split() == ["model_name", "model", "seed", "item_mean", "popularity", "random"]
     assert "ndcg@50" in result.stdout and "seed_ndcg@50" in result.stdout
     missing = run_cli("evaluate", "--db", str(db), "--run", "999")
     assert missing.exit_code == 66 and "run 999" in missing.stderr
@@ -147,3 +152,25 @@ def test_bad_invocations_exit_with_documented_codes(tmp_path):
     assert missing.exit_code == 66 and "nowhere" in missing.stderr
     usage = run_cli("run-batch", "--retrain", "sometimes")
     assert usage.exit_code == 64
+
+
+def test_users_and_videos_without_history_are_recommended_from_content(tiny_sample, tmp_path):
+    data = tmp_path / "cold"
+    shutil.copytree(tiny_sample, data)
+    big = data / "KuaiRec 2.0" / "data" / "big_matrix.csv"
+    header, *rows = big.read_text().splitlines(keepends=True)
+    ids = [row.split(",", 2)[:2] for row in rows]
+    cold_user, cold_video = ids[0][0], ids[0][1]  # the first row's user and video lose all their rows
+    kept = [row for row, (u, v) in zip(rows, ids, strict=True) if u != cold_user and v != cold_video]
+    big.write_text(header + "".join(kept))
+    db = tmp_path / "recs.db"
+
+    result = run_cli("run-batch", "--data-dir", str(data), "--db", str(db))
+
+    assert result.exit_code == 0, result.output
+    recs = query(db, "SELECT user_id, video_id, source FROM latest_recommendations")
+    mine = recs[recs["user_id"] == int(cold_user)]
+    assert len(mine) == TOP_K and set(mine["source"]) == {"content"}
+    assert set(recs.loc[recs["video_id"] == int(cold_video), "source"]) == {"content"}  # it is recommended
+    warm = recs[(recs["user_id"] != int(cold_user)) & (recs["video_id"] != int(cold_video))]
+    assert set(warm["source"]) == {"model"}

@@ -3,6 +3,7 @@
 import asyncio
 import hashlib
 import json
+import re
 import shutil
 import socket
 import sqlite3
@@ -18,9 +19,10 @@ import sqlite_utils
 from datasette.app import Datasette
 from sqlalchemy import insert
 
-from recgen import schema
+from recgen import publish, schema
 from recgen.db import get_engine, migrate
 from recgen.queries import CANNED_QUERIES
+from recgen.report import write_report
 
 BASELINES = ("random", "popularity", "item_mean")
 # run_metrics rows of the published run: (model_name, metric) -> value
@@ -209,7 +211,9 @@ def recgen_columns(path) -> dict[str, list[str]]:
 def test_plugin_is_loaded(recs_db):
     plugins = fetch_json(Datasette([str(recs_db)]), "/-/plugins.json")
     (plugin,) = [p for p in plugins if p["name"] == "recgen"]
-    assert {"get_metadata", "canned_queries", "prepare_connection"} <= set(plugin["hooks"])
+    assert {"get_metadata", "canned_queries", "prepare_connection", "register_routes", "menu_links"} <= set(
+        plugin["hooks"]
+    )
 
 
 def test_every_table_view_and_column_is_described(recs_db):
@@ -253,7 +257,9 @@ def test_canned_queries_are_read_only_and_documented(recs_db):
     for name, query in queries.items():
         assert not query.get("write"), name
         assert query["title"] and query["description"] and query["params"], name
-        assert query["sql"].lstrip().upper().startswith("SELECT"), name
+        sql = query["sql"].lstrip().upper()
+        assert sql.startswith(("SELECT", "WITH")), name
+        assert not re.search(r"\b(INSERT|UPDATE|DELETE|REPLACE|DROP|CREATE|ALTER|ATTACH|PRAGMA|VACUUM)\b", sql), name
 
 
 def test_user_recommendations_are_the_published_run(recs_db):
@@ -411,3 +417,197 @@ def test_datasette_cli_serves_metadata_and_queries(recs_db, tmp_path):
             server.wait(timeout=5)
         log.close()
     assert fingerprint(recs_db) == before
+
+
+# ---------------------------------------------------------------- on a real run: FTS, queries, pages, report
+
+SEARCH_COLUMNS = publish.FTS_COLUMNS
+
+
+def backup_copy(source, target):
+    """A consistent copy of a live WAL database (sqlite3's backup API, never a file copy)."""
+    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    dst = sqlite3.connect(target)
+    src.backup(dst)
+    dst.close()
+    src.close()
+    return target
+
+
+@pytest.fixture(scope="module")
+def refreshed(published, tmp_path_factory):
+    """A copy of the published database after publish.refresh (FTS, ANALYZE) and write_report beside it."""
+    db, _ = published
+    path = backup_copy(db, tmp_path_factory.mktemp("refreshed") / "recs.db")
+    engine = get_engine(path)
+    publish.refresh(engine)
+    write_report(engine, path.parent / "report")
+    engine.dispose()
+    return path
+
+
+def like_matches(path, word: str) -> set[int]:
+    conn = sqlite3.connect(path)
+    where = " OR ".join(f"{c} LIKE ?" for c in SEARCH_COLUMNS)
+    rows = conn.execute(f"SELECT video_id FROM videos WHERE {where}", [f"%{word}%"] * len(SEARCH_COLUMNS))
+    found = {r[0] for r in rows}
+    conn.close()
+    return found
+
+
+def test_segmenting_and_query_escaping():
+    assert publish.segment("今天做饭 cooking!") == "今 天 做 饭 cooking!"
+    assert publish.segment(None) is None
+    assert publish.fts_query("做饭 Cooking") == '"做 饭" "Cooking"'
+    assert publish.fts_query('a "b c" OR NEAR(') == '"a" "b c" "OR" "NEAR("'
+    assert publish.fts_query("") == '""'
+    assert publish.escape_fts("美食 vlog") == '"美 食" "vlog"'
+
+
+def test_fts_finds_latin_and_chinese_words(refreshed):
+    engine = get_engine(refreshed)
+    cooking = set(publish.search_video_ids(engine, "cooking", limit=100_000))
+    assert cooking and cooking <= like_matches(refreshed, "cooking")  # whole words only, any case
+    food = set(publish.search_video_ids(engine, "美食", limit=100_000))
+    assert like_matches(refreshed, "美食") <= food  # every caption or category containing the two characters
+    assert set(publish.search_video_ids(engine, "COOKING", limit=100_000)) == cooking
+    assert publish.search_video_ids(engine, "zzzznotaword") == []
+
+
+def test_refresh_rebuilds_only_when_the_text_changed(refreshed, tmp_path):
+    path = backup_copy(refreshed, tmp_path / "recs.db")
+    engine = get_engine(path)
+    version = lambda: sqlite3.connect(path).execute("PRAGMA schema_version").fetchone()[0]  # noqa: E731
+    before = version()
+    publish.refresh(engine)  # unchanged videos: the index is kept
+    assert version() == before
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "UPDATE videos SET caption = 'xylophonequest' WHERE video_id = (SELECT min(video_id) FROM videos)"
+        )
+    publish.refresh(engine)
+    assert version() > before
+    assert len(publish.search_video_ids(engine, "xylophonequest")) == 1
+    publish.refresh(get_engine("sqlite://"))  # not a file: nothing to do
+
+
+def test_every_canned_query_returns_rows_and_writes_nothing(refreshed):
+    before = fingerprint(refreshed)
+    ds = Datasette([str(refreshed)])
+    offered = {q["name"] for q in fetch_json(ds, "/recs.json")["queries"]}
+    assert len(offered) >= 8
+    assert offered == set(CANNED_QUERIES) - {"rejected_rows_by_reason"}  # no rejected_rows table here
+    params = {"who_gets_videos_about": {"q": "cooking"}}
+    for name in sorted(offered):
+        rows = query_rows(ds, name, **params.get(name, {}))
+        assert rows, name
+    assert fingerprint(refreshed) == before
+
+
+def test_query_answers_on_a_real_run(refreshed):
+    ds = Datasette([str(refreshed)])
+    conn = sqlite3.connect(refreshed)
+    user = conn.execute("SELECT min(user_id) FROM latest_user_metrics").fetchone()[0]
+    video = conn.execute(
+        "SELECT video_id FROM latest_recommendations WHERE user_id = ? AND rank = 1", (user,)
+    ).fetchone()[0]
+    seen = conn.execute("SELECT video_id FROM train_interactions WHERE user_id = ? LIMIT 1", (user,)).fetchone()[0]
+    conn.close()
+    (row,) = query_rows(ds, "why_video_recommended", video_id=video, user_id=user)
+    assert row["verdict_for_user"] == "recommended at rank 1" and row["n_users_recommended"] >= 1
+    (row,) = query_rows(ds, "why_video_recommended", video_id=seen, user_id=user)
+    assert row["verdict_for_user"].startswith("seen in training")
+    mix = query_rows(ds, "category_mix")
+    assert sum(r["recommended_share"] for r in mix) == pytest.approx(1, abs=0.01)
+    assert sum(r["consumed_share"] for r in mix) == pytest.approx(1, abs=0.01)
+    side = query_rows(ds, "user_recommendations_vs_history", user_id=user, history="top")
+    ratios = [r["watch_ratio"] for r in side if r["watch_ratio"] is not None]
+    assert ratios == sorted(ratios, reverse=True) and side[0]["recommended_video_id"] == video
+    lists = {r["list"]: r for r in query_rows(ds, "fully_observed_top_k_vs_random")}
+    assert lists["random k of the small matrix"]["pairs_per_user"] > 40  # k = 50 from a ~99%-dense matrix
+    worst = query_rows(ds, "worst_served_users", limit=5)
+    assert len(worst) == 5 and [r["ndcg"] for r in worst] == sorted(r["ndcg"] for r in worst)
+    (about,) = query_rows(ds, "who_gets_videos_about", q="cooking", limit=1)
+    assert "cooking" in " ".join(str(about[c]) for c in ("caption", "cover_text")).lower() or about["category"]
+
+
+def test_search_box_on_videos_is_cjk_aware(refreshed):
+    ds = Datasette([str(refreshed)])
+    metadata = fetch_json(ds, "/-/metadata.json")["databases"]["recs"]["tables"]["videos"]
+    assert metadata["fts_table"] == "videos_fts" and metadata["fts_pk"] == "video_id"
+    rows = fetch_json(ds, "/recs/videos.json?" + urllib.parse.urlencode({"_search": "美食", "_shape": "array"}))
+    assert rows and len(rows) >= min(len(like_matches(refreshed, "美食")), 100)
+
+
+def test_every_table_of_a_real_run_is_described(refreshed):
+    tables = fetch_json(Datasette([str(refreshed)]), "/-/metadata.json")["databases"]["recs"]["tables"]
+    actual = recgen_columns(refreshed)
+    assert {"videos_fts", "videos_fts_content", "data_profile", "sqlite_stat1"} <= set(actual)
+    for name, columns in actual.items():
+        if name == "alembic_version":
+            continue
+        assert tables[name]["description"], name
+        for column in columns:
+            assert tables[name]["columns"].get(column), f"{name}.{column} has no description"
+    assert tables["videos_fts_content"]["hidden"] and tables["sqlite_stat1"]["hidden"]
+    assert not tables["data_profile"].get("hidden")
+
+
+def test_rejected_rows_query_appears_with_its_table(refreshed, tmp_path):
+    path = backup_copy(refreshed, tmp_path / "recs.db")
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE rejected_rows (file TEXT, line INTEGER, reason TEXT, raw TEXT)")
+    conn.executemany(
+        "INSERT INTO rejected_rows VALUES (?, ?, ?, ?)",
+        [("big_matrix.csv", 10, "bad watch_ratio", ""), ("big_matrix.csv", 12, "bad watch_ratio", "")],
+    )
+    conn.commit()
+    conn.close()
+    rows = query_rows(Datasette([str(path)]), "rejected_rows_by_reason")
+    assert rows == [
+        {"file": "big_matrix.csv", "reason": "bad watch_ratio", "n_rows": 2, "first_line": 10, "last_line": 12}
+    ]
+
+
+def test_pages_render_with_charts(refreshed):
+    ds = Datasette([str(refreshed)])
+    conn = sqlite3.connect(refreshed)
+    user = conn.execute("SELECT min(user_id) FROM latest_user_metrics").fetchone()[0]
+    conn.close()
+    dashboard, user_page, missing, report, image, links = fetch(
+        ds,
+        "/-/recgen/dashboard",
+        f"/-/recgen/user/{user}",
+        "/-/recgen/user/999999",
+        "/-/recgen/report/",
+        "/-/recgen/report/pca_videos.png",
+        "/-/menu",
+    )
+    assert dashboard.status_code == 200
+    assert dashboard.text.count("data:image/png;base64,") >= 4
+    assert "Model vs baselines" in dashboard.text and "Coverage and popularity" in dashboard.text
+    assert user_page.status_code == 200 and "Current recommendations" in user_page.text
+    assert user_page.text.count("data:image/png;base64,") >= 1
+    assert missing.status_code == 404 and "not in this database" in missing.text
+    assert report.status_code == 200 and "Watch-ratio distribution" in report.text
+    assert image.status_code == 200 and image.headers["content-type"] == "image/png"
+    index = fetch(ds, "/")[0].text
+    assert "/-/recgen/dashboard" in index  # the navigation menu
+    assert "-/recgen/dashboard?database=recs" in fetch(ds, "/recs")[0].text  # the database page
+
+
+def test_pages_before_the_first_published_run(recs_db, tmp_path):
+    empty = tmp_path / "empty" / "recs.db"
+    migrate(get_engine(empty))
+    ds = Datasette([str(empty)])
+    dashboard, user_page, report = fetch(ds, "/-/recgen/dashboard", "/-/recgen/user/7", "/-/recgen/report/")
+    assert dashboard.status_code == 200 and "No run has been published yet" in dashboard.text
+    assert user_page.status_code == 404
+    assert report.status_code == 404 and "recgen report" in report.text
+    # A database with runs but none published (only the failed run 2 left): still a message, not a 500.
+    conn = sqlite3.connect(recs_db)
+    conn.execute("UPDATE runs SET status = 'failed'")
+    conn.commit()
+    conn.close()
+    (dashboard,) = fetch(Datasette([str(recs_db)]), "/-/recgen/dashboard")
+    assert dashboard.status_code == 200 and "No run has been published yet" in dashboard.text

@@ -89,3 +89,72 @@ def test_item_means_are_shrunk_towards_the_global_mean():
     assert means[2] == pytest.approx(global_mean)  # no data: the prior alone
     scorer = VideoScorer("item_mean", means, predicts_watch_ratio=True)
     assert scorer.score_block(np.array([0, 1])).shape == (2, 3)
+
+
+def _straightforward_top_k(scores, seen_indptr, seen_videos, users, k):
+    """Reference: per user, a stable argsort of the negated scores over the unseen videos."""
+    out_users, out_videos, out_scores = [], [], []
+    for u in users:
+        row = np.array(scores[u], dtype=np.float32)
+        row[seen_videos[seen_indptr[u] : seen_indptr[u + 1]]] = -np.inf
+        order = np.argsort(-row, kind="stable")[:k]
+        order = order[np.isfinite(row[order])]
+        out_users += [u] * len(order)
+        out_videos += order.tolist()
+        out_scores += row[order].tolist()
+    return out_users, out_videos, out_scores
+
+
+@pytest.mark.parametrize("n_values", [3, 1000])
+def test_shared_video_scores_take_the_global_order_path_and_match_the_straightforward_ranking(n_values):
+    rng = np.random.default_rng(11)
+    n_users, n_videos, k = 40, 120, 15
+    video_scores = rng.integers(0, n_values, n_videos).astype(np.float32)  # n_values=3: ties everywhere
+    pairs = {
+        (int(u), int(v)) for u, v in zip(rng.integers(0, n_users, 2500), rng.integers(0, n_videos, 2500), strict=True)
+    }
+    pairs |= {(7, v) for v in range(n_videos - 4)}  # a user with only 4 unseen videos
+    pairs |= {(9, v) for v in range(n_videos)}  # ... and one who has seen everything
+    indptr, seen = _seen(sorted(pairs), n_users)
+    users = np.array([0, 3, 7, 9, 12, 39])
+    scorer = VideoScorer("shared", video_scores, predicts_watch_ratio=False)
+    expected = _straightforward_top_k(np.tile(video_scores, (n_users, 1)), indptr, seen, users, k)
+    got = top_k(scorer, users, indptr, seen, k=k)
+    assert [x.tolist() for x in got] == [expected[0], expected[1], pytest.approx(expected[2])]
+    blocked = top_k(ArrayScorer(np.tile(video_scores, (n_users, 1))), users, indptr, seen, k=k, block=4)
+    assert all(np.array_equal(a, b) for a, b in zip(got, blocked, strict=True))
+
+
+def test_block_top_k_with_ties_across_the_cut_matches_the_straightforward_ranking():
+    rng = np.random.default_rng(3)
+    scores = rng.integers(0, 2, size=(30, 500)).astype(np.float32)  # half the row ties with the k-th score
+    scores[5] = 1.0  # a whole row tied
+    pairs = {(int(u), int(v)) for u, v in zip(rng.integers(0, 30, 3000), rng.integers(0, 500, 3000), strict=True)}
+    indptr, seen = _seen(sorted(pairs), 30)
+    expected = _straightforward_top_k(scores, indptr, seen, np.arange(30), 50)
+    got = top_k(ArrayScorer(scores), np.arange(30), indptr, seen, k=50, block=7)
+    assert [x.tolist() for x in got] == list(expected)
+
+
+def test_seen_csr_lists_each_users_distinct_videos_sorted():
+    users = np.array([2, 0, 2, 2, 0, 3], np.int32)
+    videos = np.array([9, 4, 1, 9, 4, 0], np.int32)
+    indptr, seen = seen_matrix_indptr(Interactions(users, videos, np.ones(6, np.float32)), 5)
+    assert indptr.tolist() == [0, 1, 1, 3, 4, 4]
+    assert seen.tolist() == [4, 1, 9, 0]
+
+
+def test_random_scorer_matches_its_definition():
+    """splitmix64 of (user * n_videos + video) xor the salted seed, top 24 bits over 2**24."""
+    scorer = RandomScorer(n_videos=7, seed=1)
+    mask = (1 << 64) - 1
+
+    def splitmix(z):
+        z = (z + 0x9E3779B97F4A7C15) & mask
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+        return z ^ (z >> 31)
+
+    salt = splitmix(1)
+    expected = [[(splitmix((u * 7 + v) ^ salt) >> 40) / 2**24 for v in range(7)] for u in (0, 5)]
+    np.testing.assert_array_equal(scorer.score_block(np.array([0, 5])), np.array(expected, dtype=np.float32))

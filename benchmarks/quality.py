@@ -1,0 +1,182 @@
+"""Model quality against the planted truth: baselines, the seed's two attempts, recgen's default, the oracle.
+
+Generates (or reuses) synthetic samples for several generator seeds, loads each into its own database, and
+evaluates every method exactly as `recgen run-batch` evaluates its model (recgen.evaluate, the metrics
+contract of the README), then prints per method the mean and spread over seeds of each metric, the
+training time, and hit_ratio@50 as a share of the oracle's (ranking by the planted expected watch ratio).
+With --ablations it also trains the default model with each feature group left out, and with the
+alternative objective and target, and prints that table.
+
+    python benchmarks/quality.py                         # --scale small, seeds 1 2 3
+    python benchmarks/quality.py --ablations --seeds 1 2 3
+    python benchmarks/quality.py --scale full --seeds 1  # one full-scale run (long)
+
+Run by hand; not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import text
+
+from recgen import baselines, evaluate, families, hybrid
+from recgen.constants import GROUND_TRUTH, MODEL_HYBRID, MODEL_SEED, TOP_K
+from recgen.db import get_engine
+from recgen.features import Catalog, Interactions, load_catalog, load_interactions, seed_video_features
+from recgen.ingest import ingest
+from recgen.sample import generate_sample
+
+METRICS = (f"hit_ratio@{TOP_K}", f"ndcg@{TOP_K}", f"precision@{TOP_K}", f"recall@{TOP_K}", "spearman", "mae")
+
+
+class PairTableScorer:
+    """Scores known (user, video) pairs from a table; used for the oracle (the planted expectation)."""
+
+    predicts_watch_ratio = True
+
+    def __init__(self, name: str, users: np.ndarray, videos: np.ndarray, values: np.ndarray):
+        self.name = name
+        key = users.astype(np.int64) << 32 | videos.astype(np.int64)
+        order = np.argsort(key)
+        self.keys, self.values = key[order], values[order].astype(np.float32)
+
+    def score_pairs(self, users: np.ndarray, videos: np.ndarray) -> np.ndarray:
+        key = users.astype(np.int64) << 32 | videos.astype(np.int64)
+        pos = np.searchsorted(self.keys, key)
+        if not np.array_equal(self.keys[np.minimum(pos, len(self.keys) - 1)], key):
+            raise ValueError("the oracle only knows the small-matrix cells")
+        return self.values[pos]
+
+
+class CosineScorer:
+    """The seed notebook's first attempt, content-based: each user's profile is the mean of the (scaled)
+    15 video features of the videos they watched to the end (watch_ratio >= 1); a video's score is its
+    cosine similarity to that profile."""
+
+    name = "seed_cosine"
+    predicts_watch_ratio = False
+
+    def __init__(self, video_features: np.ndarray, train: Interactions, n_users: int):
+        liked = train.watch_ratio >= 1.0
+        profile = np.zeros((n_users, video_features.shape[1]))
+        np.add.at(profile, train.users[liked], video_features[train.videos[liked]])
+        profile /= np.maximum(np.bincount(train.users[liked], minlength=n_users), 1)[:, None]
+        self.users = profile / np.maximum(np.linalg.norm(profile, axis=1, keepdims=True), 1e-12)
+        self.videos = video_features / np.maximum(np.linalg.norm(video_features, axis=1, keepdims=True), 1e-12)
+
+    def score_pairs(self, users: np.ndarray, videos: np.ndarray) -> np.ndarray:
+        return np.einsum("ij,ij->i", self.users[users], self.videos[videos]).astype(np.float32)
+
+    def score_block(self, users: np.ndarray) -> np.ndarray:
+        return (self.users[users] @ self.videos.T).astype(np.float32)
+
+
+def oracle(root: Path, catalog: Catalog) -> PairTableScorer:
+    truth = pd.read_csv(root / GROUND_TRUTH)
+    return PairTableScorer(
+        "oracle",
+        catalog.user_index(truth["user_id"].to_numpy()),
+        catalog.video_index(truth["video_id"].to_numpy()),
+        truth["expected_watch_ratio"].to_numpy(),
+    )
+
+
+def duration_scorer(engine, catalog: Catalog) -> baselines.VideoScorer:
+    with engine.connect() as conn:
+        durations = pd.read_sql_query(text("SELECT video_id, video_duration FROM videos"), conn)
+    ms = durations.set_index("video_id")["video_duration"].reindex(catalog.video_ids).to_numpy(np.float64)
+    return baselines.VideoScorer("duration", -np.nan_to_num(ms, nan=np.nanmedian(ms)), predicts_watch_ratio=False)
+
+
+def trained(family, engine, catalog, train, name: str):
+    started = time.perf_counter()
+    keras_model = family.build(engine, catalog, train)
+    family.train(keras_model, train, lambda _message: None)
+    return family.scorer(keras_model, catalog, name=name), time.perf_counter() - started
+
+
+VARIANTS = {
+    **{f"without {group}": {"without": (group,)} for group in hybrid.ABLATION_GROUPS},
+    "with a ListNet ranking loss (weight 0.02)": {"ranking_weight": 0.02},
+    "log1p(watch_ratio) target": {"transform": "log1p"},
+}
+
+
+def evaluate_seed(root: Path, seed: int, ablations: bool) -> list[dict]:
+    engine = get_engine(root / "recs.db")
+    ingest(engine, root)
+    catalog = load_catalog(engine)
+    train = load_interactions(engine, catalog)
+    data = evaluate.load_eval_data(engine, catalog)
+    n_videos = len(catalog.video_ids)
+    scorers = [(s, 0.0) for s in baselines.baselines(train, n_videos, seed)]
+    scorers.append((duration_scorer(engine, catalog), 0.0))
+    video_features, _ = seed_video_features(engine, catalog)
+    scorers.append((CosineScorer(video_features, train, len(catalog.user_ids)), 0.0))
+    scorers.append(trained(families.family(MODEL_SEED, seed), engine, catalog, train, "seed"))
+    scorers.append(trained(families.family(MODEL_HYBRID, seed), engine, catalog, train, "recgen (hybrid)"))
+    if ablations:
+        for label, overrides in VARIANTS.items():
+            family = families.HybridFamily(seed, **overrides)
+            scorers.append(trained(family, engine, catalog, train, f"hybrid {label}"))
+    scorers.append((oracle(root, catalog), 0.0))
+    rows = []
+    for scorer, seconds in scorers:
+        values = evaluate.summary(evaluate.evaluate_scorer(data, scorer), TOP_K)
+        rows.append({"method": scorer.name, "seed": seed, "train_s": seconds, **values})
+        print(f"  seed {seed} {scorer.name:48s} hit_ratio@{TOP_K} {values[f'hit_ratio@{TOP_K}']:.4f}", flush=True)
+    return rows
+
+
+def report(results: pd.DataFrame) -> str:
+    """Mean ± sd over seeds per method, plus hit_ratio as a share of the oracle's (per seed, then mean)."""
+    hr = f"hit_ratio@{TOP_K}"
+    oracle_hr = results[results["method"] == "oracle"].set_index("seed")[hr]
+    results = results.assign(share=results[hr] / results["seed"].map(oracle_hr))
+    lines = [
+        "| method | " + " | ".join(METRICS) + " | share of oracle hit_ratio | train s |",
+        "|---|" + "---|" * (len(METRICS) + 2),
+    ]
+    for method, group in results.groupby("method", sort=False):
+        cells = []
+        for metric in (*METRICS, "share", "train_s"):
+            values = group[metric] if metric in group else pd.Series(dtype=float)
+            if values.isna().all():
+                cells.append("–")
+            else:
+                cells.append(
+                    f"{values.mean():.4f} ± {values.std(ddof=0):.4f}" if len(values) > 1 else f"{values.mean():.4f}"
+                )
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", default="small", choices=["tiny", "small", "full"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--work", type=Path, default=Path("/tmp/recgen-quality"))
+    parser.add_argument("--ablations", action="store_true", help="also train the default model's ablations")
+    args = parser.parse_args()
+    print(f"# recgen quality benchmark, {time.strftime('%Y-%m-%d')}, {platform.node()}, scale {args.scale}")
+    rows = []
+    for seed in args.seeds:
+        root = args.work / f"{args.scale}-{seed}"
+        if not (root / GROUND_TRUTH).is_file():
+            print(f"generating {root}", flush=True)
+            generate_sample(root, scale=args.scale, seed=seed)
+        rows.extend(evaluate_seed(root, seed, args.ablations))
+    results = pd.DataFrame(rows)
+    results.to_csv(args.work / f"quality-{args.scale}.csv", index=False)
+    print(f"\nMean ± sd over generator seeds {args.seeds} ({args.scale} scale):\n")
+    print(report(results))
+
+
+if __name__ == "__main__":
+    main()

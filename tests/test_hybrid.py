@@ -1,0 +1,121 @@
+"""The default model on data with a known answer (a planted checkerboard of tastes), cold start included."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from recgen import hybrid, metrics, model
+from recgen.baselines import item_means
+from recgen.features import Interactions
+
+N_USERS, N_VIDEOS = 80, 120
+rng = np.random.default_rng(7)
+GROUP = np.arange(N_USERS) % 2  # a user's group is a profile feature (as onehot features are in KuaiRec)
+FLAVOUR = np.arange(N_VIDEOS) % 2  # a video's flavour is one of its tags
+QUALITY = rng.normal(0, 0.15, N_VIDEOS)
+COLD_USER, COLD_VIDEO = 0, 1  # no training rows: scored from features alone
+
+
+def expected_ratio(users, videos):
+    """Group g loves flavour g (x2) and shrugs at the other (x0.5), around a small item quality."""
+    return np.exp(np.where(GROUP[users] == FLAVOUR[videos], np.log(2.0), np.log(0.5)) + QUALITY[videos])
+
+
+def side_tables(known_users, known_videos):
+    users = hybrid.SideTables(
+        categorical=(GROUP[:, None] + 1).astype(np.int32),
+        vocab_sizes=(3,),
+        numeric=np.zeros((N_USERS, 1), np.float32),
+        known=known_users,
+    )
+    tags = np.eye(2, dtype=np.float32)[FLAVOUR]
+    videos = hybrid.SideTables(
+        categorical=np.ones((N_VIDEOS, 1), np.int32),
+        vocab_sizes=(2,),
+        numeric=tags,
+        known=known_videos,
+        content=tags,
+    )
+    return users, videos
+
+
+@pytest.fixture(scope="module")
+def checkerboard():
+    pairs = np.array([(u, v) for u in range(N_USERS) for v in range(N_VIDEOS)])
+    train_mask = rng.random(len(pairs)) < 0.6
+    train_mask &= (pairs[:, 0] != COLD_USER) & (pairs[:, 1] != COLD_VIDEO)
+    train, held_out = pairs[train_mask], pairs[~train_mask]
+    noisy = expected_ratio(train[:, 0], train[:, 1]) * rng.lognormal(-0.045, 0.3, len(train))
+    rows = Interactions(train[:, 0].astype(np.int32), train[:, 1].astype(np.int32), noisy.astype(np.float32))
+    known_users = np.bincount(rows.users, minlength=N_USERS) > 0
+    known_videos = np.bincount(rows.videos, minlength=N_VIDEOS) > 0
+    settings = replace(hybrid.HybridSettings(), dim=8, hidden=16, epochs=30, patience=4, list_size=16, batch_lists=32)
+    keras_model = hybrid.build_hybrid_model(*side_tables(known_users, known_videos), settings)
+    hybrid.train(keras_model, rows, settings)
+    scorer = hybrid.TowerScorer(keras_model, N_USERS, N_VIDEOS, settings)
+    return rows, held_out, keras_model, scorer, settings
+
+
+def mean_spearman(users, videos, scores):
+    truth = expected_ratio(users, videos)
+    return np.nanmean(metrics.spearman(users, scores, truth))
+
+
+def test_the_planted_tastes_are_recovered_where_the_item_mean_sees_nothing(checkerboard):
+    rows, held_out, _, scorer, _ = checkerboard
+    users, videos = held_out[:, 0], held_out[:, 1]
+    warm = (users != COLD_USER) & (videos != COLD_VIDEO)
+    model_rho = mean_spearman(users[warm], videos[warm], scorer.score_pairs(users[warm], videos[warm]))
+    item_rho = mean_spearman(users[warm], videos[warm], item_means(rows, N_VIDEOS)[videos[warm]])
+    assert model_rho > 0.8  # the item quality (which the item mean does see) is a small part of the truth
+    assert model_rho > item_rho + 0.3
+
+
+def test_cold_users_and_videos_are_scored_from_their_features(checkerboard):
+    _, _, _, scorer, _ = checkerboard
+    videos = np.arange(N_VIDEOS)
+    cold_user_scores = scorer.score_pairs(np.full(N_VIDEOS, COLD_USER), videos)
+    liked = FLAVOUR == GROUP[COLD_USER]
+    assert cold_user_scores[liked].min() > cold_user_scores[~liked].max() - 0.2
+    assert cold_user_scores[liked].mean() > 1.5 * cold_user_scores[~liked].mean()
+    lovers = np.flatnonzero(GROUP == FLAVOUR[COLD_VIDEO])
+    others = np.flatnonzero(GROUP != FLAVOUR[COLD_VIDEO])
+    cold_video = scorer.score_pairs(np.arange(N_USERS), np.full(N_USERS, COLD_VIDEO))
+    assert cold_video[lovers].mean() > 1.5 * cold_video[others].mean()
+
+
+def test_tower_scores_equal_the_keras_model_alone_in_a_batch_and_in_a_block(checkerboard):
+    rows, _, keras_model, scorer, settings = checkerboard
+    users, videos = rows.users[:300], rows.videos[:300]
+    keras_scores = hybrid.inverse_target(model.predict(keras_model, users, videos), settings)
+    np.testing.assert_allclose(scorer.score_pairs(users, videos), keras_scores, rtol=1e-4, atol=1e-5)
+    alone = [scorer.score_pairs(users[i : i + 1], videos[i : i + 1])[0] for i in range(10)]
+    np.testing.assert_allclose(alone, scorer.score_pairs(users, videos)[:10], rtol=1e-6)
+    block = scorer.score_block(np.array([3, 4]))
+    np.testing.assert_allclose(block[1], scorer.score_pairs(np.full(N_VIDEOS, 4), np.arange(N_VIDEOS)), rtol=1e-5)
+
+
+def test_save_then_load_gives_identical_scores(checkerboard, tmp_path):
+    rows, _, keras_model, _, settings = checkerboard
+    path, _ = model.save(keras_model, tmp_path)
+    reloaded = model.load(path)
+    np.testing.assert_array_equal(
+        model.predict(reloaded, rows.users[:500], rows.videos[:500]),
+        model.predict(keras_model, rows.users[:500], rows.videos[:500]),
+    )
+    np.testing.assert_array_equal(
+        hybrid.TowerScorer(reloaded, N_USERS, N_VIDEOS, settings).score_block(np.arange(5)),
+        hybrid.TowerScorer(keras_model, N_USERS, N_VIDEOS, settings).score_block(np.arange(5)),
+    )
+
+
+def test_lists_hold_every_training_row_once():
+    rows = Interactions(
+        np.array([2, 0, 2, 2, 1], np.int32), np.array([5, 6, 7, 8, 9], np.int32), np.ones(5, np.float32)
+    )
+    lists = hybrid.make_lists(rows, 2, hybrid.HybridSettings())
+    filled = ~np.isnan(lists.targets)
+    assert filled.sum() == 5 and len(lists.users) == 4  # user 2 has 3 rows: two lists
+    pairs = sorted(zip(np.repeat(lists.users, 2)[filled.ravel()], lists.videos[filled], strict=True))
+    assert pairs == [(0, 6), (1, 9), (2, 5), (2, 7), (2, 8)]
