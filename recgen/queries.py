@@ -9,7 +9,7 @@ from recgen.constants import RELEVANT_WATCH_RATIO, SOURCE_CONTENT, SOURCE_MODEL,
 from recgen.schema import LATEST_RUN
 
 MODEL = "model"  # run_metrics.model_name of the run's own model
-BASELINES = ("random", "popularity", "item_mean")
+BASELINES = ("seed", "item_mean", "popularity", "random")  # seed: the seed notebook's model
 FTS_TABLE = "videos_fts"  # recgen.publish.FTS_TABLE (not imported: this module stays free of sqlite-utils)
 FTS_QUERY_FUNCTION = "recgen_fts_query"  # recgen.publish.QUERY_FUNCTION, registered by the plugin
 REJECTED_ROWS = "rejected_rows"
@@ -394,6 +394,9 @@ WHERE r.status = 'published'
 GROUP BY r.id, m.metric
 ORDER BY r.id DESC"""
 
+# The catalogue-level rows have a value for the model only: one NULL per baseline column.
+_NULL_BASELINES = ", ".join("NULL" for _ in BASELINES)
+
 POPULARITY_BIAS = f"""\
 WITH
 run AS (
@@ -420,24 +423,30 @@ WHERE m.run_id = (SELECT id FROM run)
 GROUP BY m.metric
 UNION ALL
 SELECT (SELECT id FROM run), 'distinct_videos_recommended', 'videos in at least one list (count)',
-  (SELECT count(*) FROM per_video), NULL, NULL, NULL
+  (SELECT count(*) FROM per_video),
+  {_NULL_BASELINES}
 UNION ALL
 SELECT (SELECT id FROM run), 'catalogue_videos', 'videos in the catalogue (count)',
-  (SELECT n_videos FROM run), NULL, NULL, NULL
+  (SELECT n_videos FROM run),
+  {_NULL_BASELINES}
 UNION ALL
 SELECT (SELECT id FROM run), 'share_of_slots_top_10_videos',
   'share of all list slots taken by the 10 most recommended videos',
-  round((SELECT sum(n) FROM ranked WHERE position <= 10) * 1.0 / (SELECT n FROM totals), 4), NULL, NULL, NULL
+  round((SELECT sum(n) FROM ranked WHERE position <= 10) * 1.0 / (SELECT n FROM totals), 4),
+  {_NULL_BASELINES}
 UNION ALL
 SELECT (SELECT id FROM run), 'max_users_per_video', 'users whose list holds the most recommended video (count)',
-  (SELECT max(n) FROM per_video), NULL, NULL, NULL
+  (SELECT max(n) FROM per_video),
+  {_NULL_BASELINES}
 UNION ALL
 SELECT (SELECT id FROM run), 'mean_training_views_recommended',
   'training views of a recommended video, averaged over list slots (count)',
-  round((SELECT sum(n_lists * views) * 1.0 / sum(n_lists) FROM exposure), 1), NULL, NULL, NULL
+  round((SELECT sum(n_lists * views) * 1.0 / sum(n_lists) FROM exposure), 1),
+  {_NULL_BASELINES}
 UNION ALL
 SELECT (SELECT id FROM run), 'mean_training_views_catalogue', 'training views per catalogue video (count)',
-  round((SELECT n_train_rows * 1.0 / n_videos FROM run), 1), NULL, NULL, NULL"""
+  round((SELECT n_train_rows * 1.0 / n_videos FROM run), 1),
+  {_NULL_BASELINES}"""
 
 TOP_K_VS_RANDOM = f"""\
 WITH RECURSIVE
