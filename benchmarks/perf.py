@@ -25,7 +25,11 @@ Stage times come from the `runs` table. In the same invocation, side by side, it
 
 It prints the machine (CPU, cores, RAM, load, Python/TensorFlow/numpy/SQLite versions) and a Markdown table
 ready for the README. The machine may be shared: ratios measured in the same invocation are the figures to
-quote, and the load average is printed before and after.
+quote, and the load average is printed at each step (references run last: compare the loads).
+
+Results are saved in OUT/results.json; `--references-only` re-measures the references against them. Every
+child inherits the environment, so `PYTHONPATH=/path/to/other/checkout python benchmarks/perf.py` measures
+another tree with the same script.
 """
 
 from __future__ import annotations

@@ -241,7 +241,9 @@ class KerasScorer:
 
 
 _SEED_LAYERS = ("user_embedding", "video_embedding", "video_features", "feature_dense", "hidden", "hidden_2")
-PAIR_CHUNK = 1 << 20  # pairs per graph call in score_pairs: (1M x 32) float32 activations, 128 MB
+# Pairs per graph call: activations of (64k x 32) float32 (8 MB) stay in cache. Measured at full scale:
+# 4.7M pairs in 0.37 s (1M-pair calls: 0.67 s); all 7,176 users in 4.9 s (256-user calls: 6.0 s).
+PAIR_CHUNK = 1 << 16
 
 
 class _SeedHalves:
@@ -290,7 +292,12 @@ class _SeedHalves:
         return cls(model)
 
     def score_block(self, users: np.ndarray) -> np.ndarray:
-        return self._block(np.asarray(users, dtype=np.int32)).numpy()
+        users = np.asarray(users, dtype=np.int32)
+        step = max(1, PAIR_CHUNK // self.n_videos)  # ~64k pairs per graph call here too (6 users of 10,728)
+        out = np.empty((len(users), self.n_videos), dtype=np.float32)
+        for start in range(0, len(users), step):
+            out[start : start + step] = self._block(users[start : start + step]).numpy()
+        return out
 
     def score_pairs(self, users: np.ndarray, videos: np.ndarray) -> np.ndarray:
         out = np.empty(len(users), dtype=np.float32)
