@@ -115,6 +115,7 @@ TASTE_SD = 0.30  # user taste over the 31 feature tags
 TASTE_PROTO_SHARE = 0.55  # part of the taste shared by the user's onehot_feat2 segment
 CATEGORY_TASTE_SD = 0.22  # user taste over first-level caption categories
 FACTOR_SD = 0.18  # sd of the latent dot product x_u . y_v
+SMALL_USER_POWER = -0.5  # small-block users drawn with weights rows_target^power (lighter users)
 EXPOSE_AFFINITY = 0.5  # missing-not-at-random: log exposure weight += this x the user's personal affinity
 
 # --- Watch-ratio observation model (docs/synthetic.md §2). --------------------------------------------------
@@ -505,7 +506,7 @@ def _make_users(rng: np.random.Generator, sc: Scale, n_cat1: int) -> _Users:
     taste = share * prototypes[feat2] + np.sqrt(1 - share**2) * rng.normal(0, TASTE_SD, (n, N_FEATURE_TAGS))
     cat_taste = rng.normal(0, CATEGORY_TASTE_SD, (n, n_cat1))
     factors = rng.normal(0, FACTOR_SD, (n, N_FACTORS))
-    small = np.sort(rng.choice(n, sc.n_small_users, replace=False, p=rows**-0.5 / (rows**-0.5).sum()))
+    small = np.sort(rng.choice(n, sc.n_small_users, replace=False, p=rows**SMALL_USER_POWER / (rows**SMALL_USER_POWER).sum()))
     return _Users(bias, gamma, taste, cat_taste, factors, rows, small, f)
 
 

@@ -1,5 +1,6 @@
 """Shared fixtures: a tiny generated sample, and a database after one real `recgen run-batch` on it."""
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,16 @@ def tiny_sample(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("tiny-sample")
     generate_sample(root, scale="tiny", seed=42)
     return root
+
+
+def backup_copy(source, target):
+    """A consistent copy of a live WAL database (sqlite3's backup API, never a file copy)."""
+    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    dst = sqlite3.connect(target)
+    src.backup(dst)
+    dst.close()
+    src.close()
+    return target
 
 
 def run_cli(*args: str, env: dict | None = None):

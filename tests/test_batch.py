@@ -5,7 +5,7 @@ import sqlite3
 
 import pandas as pd
 import pytest
-from conftest import run_cli
+from conftest import backup_copy, run_cli
 
 from recgen.batch import job_lock, lock_path
 from recgen.constants import SMALL_MATRIX, TOP_K
@@ -14,13 +14,6 @@ from recgen.constants import SMALL_MATRIX, TOP_K
 def query(db, sql, *params):
     with sqlite3.connect(db) as conn:
         return pd.read_sql_query(sql, conn, params=params)
-
-
-def copy_db(db, target):
-    """A consistent copy of a WAL database (the backup API, not a file copy)."""
-    with sqlite3.connect(db) as source, sqlite3.connect(target) as dest:
-        source.backup(dest)
-    return target
 
 
 def test_every_user_gets_k_distinct_unseen_videos_in_rank_order(published):
@@ -81,7 +74,7 @@ def test_the_run_record_has_status_counts_and_timings(published):
 
 def test_a_second_run_on_unchanged_data_reloads_the_model(published, tiny_sample, tmp_path):
     db, _ = published
-    copy = copy_db(db, tmp_path / "recs.db")
+    copy = backup_copy(db, tmp_path / "recs.db")
     files_before = query(copy, "SELECT * FROM source_files")
     result = run_cli("run-batch", "--data-dir", str(tiny_sample), "--db", str(copy))
     assert result.exit_code == 0, result.output
@@ -96,7 +89,7 @@ def test_a_second_run_on_unchanged_data_reloads_the_model(published, tiny_sample
 
 def test_a_failed_run_leaves_the_previous_results_published(published, tiny_sample, tmp_path):
     db, _ = published
-    copy = copy_db(db, tmp_path / "recs.db")
+    copy = backup_copy(db, tmp_path / "recs.db")
     before = query(copy, "SELECT * FROM latest_recommendations")
     broken = tmp_path / "broken"
     shutil.copytree(tiny_sample, broken)

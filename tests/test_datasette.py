@@ -16,6 +16,7 @@ import urllib.request
 
 import pytest
 import sqlite_utils
+from conftest import backup_copy
 from datasette.app import Datasette
 from sqlalchemy import insert
 
@@ -424,16 +425,6 @@ def test_datasette_cli_serves_metadata_and_queries(recs_db, tmp_path):
 # ---------------------------------------------------------------- on a real run: FTS, queries, pages, report
 
 SEARCH_COLUMNS = publish.FTS_COLUMNS
-
-
-def backup_copy(source, target):
-    """A consistent copy of a live WAL database (sqlite3's backup API, never a file copy)."""
-    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
-    dst = sqlite3.connect(target)
-    src.backup(dst)
-    dst.close()
-    src.close()
-    return target
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,9 @@
 """The data-analysis report and the data_profile table, on a database after a real run-batch."""
 
 import re
-import sqlite3
 
 import pytest
+from conftest import backup_copy
 from sqlalchemy import text
 
 from recgen.db import get_engine, migrate
@@ -11,16 +11,6 @@ from recgen.errors import MissingInputError
 from recgen.report import DATA_PROFILE, SECTIONS, THRESHOLDS, write_data_profile, write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def backup_copy(source, target):
-    """A consistent copy of a live WAL database (sqlite3's backup API, never a file copy)."""
-    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
-    dst = sqlite3.connect(target)
-    src.backup(dst)
-    dst.close()
-    src.close()
-    return target
 
 
 @pytest.fixture(scope="module")
