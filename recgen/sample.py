@@ -61,7 +61,7 @@ LOCAL_OFFSET_MS = 8 * 3_600_000  # timestamps are UTC, `time` and `date` are loc
 DAY_MS = 86_400_000
 N_DAYS = 63
 BIG_BURSTS = ((0, 7), (27, 36), (53, 62))  # inclusive day ranges: Jul 5-12, Aug 1-10, Aug 27-Sep 5
-BIG_BURST_WEIGHTS = (0.6, 1.3, 0.6)  # per-day weight of each burst (late uploads push rows later)
+BIG_BURST_WEIGHTS = (1.0, 1.6, 0.35)  # per-day weight of each burst (late uploads, the block's too, push rows later)
 STRAY_DAYS = (-12, 67)  # stray big rows fall anywhere in Jun 23 .. Sep 10
 STRAY_SHARE = 5e-4  # share of big rows outside the bursts ("a few thousand")
 DATE_MISMATCH_SHARE = 1e-3  # rows whose `date` partition is the day after the local date of `timestamp`
@@ -86,8 +86,9 @@ AUTHOR_SD = 0.15  # author effect, shared by an author's videos
 AUTHORS_PER_VIDEO = 0.6  # n_authors / n_videos; authors are Zipf-sized
 POPULARITY_SD = 5.5  # log exposure weight of a video (extremely skewed per-video rows)
 POPULARITY_QUALITY = 0.5  # better videos are shown more (correlation of log popularity and quality)
-REWATCH_SD = 1.3  # log propensity of a video to be re-watched (loops, hits): per-video max ~24k rows
+REWATCH_SD = 1.25  # log propensity of a video to be re-watched (loops, hits): per-video max ~24k rows
 N_FACTORS = 8  # latent user x video factors
+SMALL_UPLOAD_LAST = 21  # small-block videos (hits) are uploaded by Jul 26: id order mapped onto days 0..21
 LIFE_UPLOAD_POWER = 1.0  # start day ~ 62 x (video_id / n)^power: ids follow upload order
 CATEGORY_MATCH_BOOST = 40.0  # seed of the tag x category table: a category's modal tag is far more likely
 SECOND_KNOWN, THIRD_KNOWN = 0.666, 0.60  # P(2nd level known), P(3rd known | 2nd known) (SPEC.md §8.1)
@@ -115,7 +116,7 @@ TASTE_SD = 0.30  # user taste over the 31 feature tags
 TASTE_PROTO_SHARE = 0.55  # part of the taste shared by the user's onehot_feat2 segment
 CATEGORY_TASTE_SD = 0.22  # user taste over first-level caption categories
 FACTOR_SD = 0.18  # sd of the latent dot product x_u . y_v
-SMALL_USER_POWER = -0.5  # small-block users drawn with weights rows_target^power (lighter users)
+SMALL_USER_POWER = -1.5  # small-block users drawn with weights rows_target^power: light users (median per video)
 EXPOSE_AFFINITY = 0.5  # missing-not-at-random: log exposure weight += this x the user's personal affinity
 
 # --- Watch-ratio observation model (docs/synthetic.md §2). --------------------------------------------------
@@ -124,7 +125,8 @@ WATCH_SD = 0.30  # log-normal noise of a normal view (mean-one)
 P_ZERO = 0.019  # play_duration 0 (opened, nothing played)
 SKIP_INTERCEPT, SKIP_APPEAL = -1.75, 1.6  # P(skip) = sigmoid(a - b x appeal)
 SMALL_SKIP_SHIFT = -3.0  # small-block protocol (videos inserted in the feed for days): fewer skips
-SMALL_LOG_SHIFT = 0.12  # small-block views run a little longer (log scale; constant: rankings unchanged)
+SMALL_LOG_SHIFT = 0.165  # small-block views run longer (log scale; constant: rankings unchanged); offsets the
+# lighter small users' lower bias (USER_BIAS_ACTIVITY x their mean activity -1.2)
 SKIP_SECONDS, SKIP_MAX_RATIO, SKIP_SD = 1.6, 0.5, 0.6  # a skip plays ~1.6 s, at most half the video
 LOOP_INTERCEPT, LOOP_DURATION, LOOP_APPEAL = -5.4, 1.3, 1.0  # P(loop): short and appealing videos loop
 LOOP_XM, LOOP_ALPHA, LOOP_MAX = 1.6, 1.3, 150.0  # loop multiplier: Pareto(xm, alpha) truncated at max
@@ -415,25 +417,27 @@ def _make_videos(rng: np.random.Generator, sc: Scale, first_ids: np.ndarray) -> 
 def _life_windows(rng: np.random.Generator, sc: Scale, small: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Days each video is live (its item_daily_features rows), summing exactly to the scale's daily rows.
 
-    Video ids follow upload order (video 0 is old, the last ones are uploaded on the last day); the small
-    block's videos are old hits live all along; the others are live for an exponential lifetime.
+    Video ids follow upload order (video 0 is old, the last ones are uploaded on the last day); the others
+    are live for an exponential lifetime. The small block's videos are hits, uploaded by day
+    SMALL_UPLOAD_LAST (their id's upload day scaled into 0..SMALL_UPLOAD_LAST) and live to the end, so
+    about 20% of the rows fall before 2020-07-28, when collect_* logging starts (SPEC.md §7.3, §11).
     """
     n = sc.n_videos
     pos = np.arange(n) / max(n - 1, 1)
     start = np.rint(62 * pos**LIFE_UPLOAD_POWER + rng.normal(0, 2.0, n)).clip(0, N_DAYS - 1).astype(np.int64)
     start[: max(n // 100, 1)] = 0
     start[-max(n // 2000, 1) :] = N_DAYS - 1
-    start[small] = 0
+    start[small] = np.rint(start[small] * SMALL_UPLOAD_LAST / (N_DAYS - 1)).astype(np.int64)
     room = N_DAYS - start
     others = np.ones(n, bool)
     others[small] = False
-    target = sc.daily_rows - N_DAYS * len(small)
+    target = sc.daily_rows - room[small].sum()  # small-block videos stay live to the end
     draw = rng.exponential(1.0, n)
     lo, hi = 0.0, 200.0
     for _ in range(40):  # bisection on the mean lifetime
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if np.minimum(np.ceil(draw * mid), room)[others].sum() < target else (lo, mid)
-    rows = np.where(others, np.minimum(np.ceil(draw * hi), room), N_DAYS).astype(np.int64)
+    rows = np.where(others, np.minimum(np.ceil(draw * hi), room), room).astype(np.int64)
     excess = int(rows.sum() - sc.daily_rows)
     movable = np.flatnonzero(others & (rows > 1) if excess > 0 else others & (rows < room))
     rows[rng.choice(movable, abs(excess), replace=False)] -= np.sign(excess)
@@ -506,7 +510,9 @@ def _make_users(rng: np.random.Generator, sc: Scale, n_cat1: int) -> _Users:
     taste = share * prototypes[feat2] + np.sqrt(1 - share**2) * rng.normal(0, TASTE_SD, (n, N_FEATURE_TAGS))
     cat_taste = rng.normal(0, CATEGORY_TASTE_SD, (n, n_cat1))
     factors = rng.normal(0, FACTOR_SD, (n, N_FACTORS))
-    small = np.sort(rng.choice(n, sc.n_small_users, replace=False, p=rows**SMALL_USER_POWER / (rows**SMALL_USER_POWER).sum()))
+    # Light users: their big rows all fall outside the block's videos, so they decide the long tail's counts.
+    pick = rows**SMALL_USER_POWER
+    small = np.sort(rng.choice(n, sc.n_small_users, replace=False, p=pick / pick.sum()))
     return _Users(bias, gamma, taste, cat_taste, factors, rows, small, f)
 
 
