@@ -258,8 +258,8 @@ def _refresh_report(engine: Engine, options: BatchOptions, data_changed: bool, l
         return
     try:
         report.write_report(engine, options.report_dir, progress=log)
-    except RecgenError as exc:
-        log(f"warning: the data-analysis report was not written: {exc}")
+    except Exception as exc:  # even a bug in the report must not turn a published night into a failure
+        log(f"warning: the data-analysis report was not written: {type(exc).__name__}: {exc}")
 
 
 def _recommend_everyone(chosen, scorer, train_rows, catalog, seen, popularity, k, log):
