@@ -45,6 +45,7 @@ from recgen.constants import (
 from recgen.db import database_url, get_engine, insert_frame, migrate, utc_now
 from recgen.errors import EXIT_INTERNAL, ConfigError, LockedError, MissingInputError, RecgenError
 from recgen.ingest import ingest
+from recgen.progress import Reporter
 from recgen.report import REPORT_FILE
 from recgen.schema import models, recommendations, runs
 
@@ -154,8 +155,10 @@ class _Stages:
         self.log(f"{name} done in {self.seconds[name]:.1f} s")
 
 
-def run_batch(options: BatchOptions, log: Log = print) -> RunSummary:
+def run_batch(options: BatchOptions, reporter: Reporter | None = None) -> RunSummary:
     """Run the whole nightly job once; returns the published run's summary or raises (run marked failed)."""
+    reporter = reporter or Reporter()
+    log = reporter.log
     if options.retrain not in RETRAIN_CHOICES:
         raise ConfigError(f"--retrain must be one of {', '.join(RETRAIN_CHOICES)}, not {options.retrain!r}")
     families.family(options.model, options.seed)  # an unknown family fails before anything is written
@@ -174,7 +177,7 @@ def run_batch(options: BatchOptions, log: Log = print) -> RunSummary:
         stages = _Stages(log)
         started = time.perf_counter()
         try:
-            summary = _run_stages(engine, run_id, source, options, stages, log)
+            summary = _run_stages(engine, run_id, source, options, stages, reporter)
         except BaseException as exc:  # Ctrl-C and SIGTERM too: the run must not stay 'running'
             _finish_run(engine, run_id, STATUS_FAILED, stages.seconds, error=_describe(exc), exit_code=_code(exc))
             raise
@@ -183,7 +186,8 @@ def run_batch(options: BatchOptions, log: Log = print) -> RunSummary:
         return summary
 
 
-def _run_stages(engine: Engine, run_id: int, source: Path, options: BatchOptions, stages: _Stages, log: Log):
+def _run_stages(engine: Engine, run_id: int, source: Path, options: BatchOptions, stages: _Stages, reporter):
+    log = reporter.log
     chosen = families.family(options.model, options.seed)
     with stages.stage("ingest"):
         ingested = ingest(engine, source, progress=log)
@@ -201,7 +205,7 @@ def _run_stages(engine: Engine, run_id: int, source: Path, options: BatchOptions
     seen = features.seen_matrix_indptr(train_rows, len(catalog.user_ids))
     with stages.stage("recommend"):
         rec_users, rec_videos, rec_scores, sources = _recommend_everyone(
-            chosen, scorer, train_rows, catalog, seen, popularity, options.k, log
+            chosen, scorer, train_rows, catalog, seen, popularity, options.k, reporter
         )
         frame = recommend.recommendation_frame(
             run_id, rec_users, rec_videos, rec_scores, catalog.user_ids, catalog.video_ids, sources
@@ -262,7 +266,7 @@ def _refresh_report(engine: Engine, options: BatchOptions, data_changed: bool, l
         log(f"warning: the data-analysis report was not written: {type(exc).__name__}: {exc}")
 
 
-def _recommend_everyone(chosen, scorer, train_rows, catalog, seen, popularity, k, log):
+def _recommend_everyone(chosen, scorer, train_rows, catalog, seen, popularity, k, reporter):
     """Top-k for every user of the catalogue, with the path that produced each row.
 
     Users and videos with training rows are scored by the model (`model`); a user or video without any
@@ -274,11 +278,12 @@ def _recommend_everyone(chosen, scorer, train_rows, catalog, seen, popularity, k
     known_video = popularity > 0
     warm = np.flatnonzero(known_user)
     cold = np.flatnonzero(~known_user)
-    parts = [(*recommend.top_k(scorer, warm, *seen, k=k, progress=_every_tenth(log, "scored")), None)]
+    scoring = reporter.progress("scoring", len(warm), "users")
+    parts = [(*recommend.top_k(scorer, warm, *seen, k=k, progress=lambda done, _total: scoring(done)), None)]
     if len(cold):
         cold_scorer = scorer if chosen.content_path else baseline_scorers.popularity_scorer(popularity)
         cold_source = SOURCE_CONTENT if chosen.content_path else SOURCE_POPULARITY
-        log(f"{len(cold):,} users without history: scored by {cold_source}")
+        reporter.log(f"{len(cold):,} users without history: scored by {cold_source}")
         parts.append((*recommend.top_k(cold_scorer, cold, *seen, k=k), cold_source))
     users = np.concatenate([p[0] for p in parts])
     videos = np.concatenate([p[1] for p in parts])
@@ -289,18 +294,6 @@ def _recommend_everyone(chosen, scorer, train_rows, catalog, seen, popularity, k
             sources[np.isin(users, part_users)] = source
     order = np.argsort(users, kind="stable")
     return users[order], videos[order], scores[order], sources[order]
-
-
-def _every_tenth(log: Log, verb: str) -> Callable[[int, int], None]:
-    marks: set[int] = set()
-
-    def report(done: int, total: int) -> None:
-        tenth = done * 10 // max(total, 1)
-        if tenth not in marks:
-            marks.add(tenth)
-            log(f"{verb} {done:,}/{total:,} users")
-
-    return report
 
 
 def _train_or_reload(engine, chosen, options, catalog, train_rows, fingerprint, log):

@@ -6,9 +6,9 @@ Expected failures print one line and exit with the code documented in recgen.err
 from __future__ import annotations
 
 import functools
+import json
 import signal
 import sys
-import time
 import traceback
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from recgen.constants import (
     TOP_K,
 )
 from recgen.errors import EXIT_INTERNAL, EXIT_USAGE, RecgenError
+from recgen.progress import LOG_FORMATS, Reporter
 
 DB_OPTION = click.option(
     "--db",
@@ -34,8 +35,15 @@ DB_OPTION = click.option(
 )
 
 
+def _reporter() -> Reporter:
+    """The reporter set up by the group's --quiet / --log-format options."""
+    context = click.get_current_context(silent=True)
+    found = context.find_object(Reporter) if context else None
+    return found or Reporter()
+
+
 def _log(message: str) -> None:
-    click.echo(f"{time.strftime('%H:%M:%S')} {message}", err=True)
+    _reporter().log(message)
 
 
 def _expected_failures(func):
@@ -84,13 +92,26 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="recgen")
-def cli() -> None:
+@click.option(
+    "-q", "--quiet", is_flag=True, envvar="RECGEN_QUIET", help="Only errors and the final summary. Env: RECGEN_QUIET."
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(LOG_FORMATS),
+    default="text",
+    envvar="RECGEN_LOG_FORMAT",
+    show_default=True,
+    help="Progress lines on stderr as text (live bars on a terminal) or JSON lines. Env: RECGEN_LOG_FORMAT.",
+)
+@click.pass_context
+def cli(ctx, quiet, log_format) -> None:
     """recgen: nightly top-50 recommendations for KuaiRec-style data, in SQLite, published with Datasette.
 
     Example:
 
         recgen run-batch && datasette output/recs.db
     """
+    ctx.obj = Reporter(log_format=log_format, quiet=quiet)
 
 
 @cli.command("run-batch")
@@ -151,14 +172,30 @@ def run_batch(db, data_dir, retrain, model_name, k, seed, sample_scale) -> None:
         seed=seed,
         sample_scale=sample_scale,
     )
-    summary = run_batch(options, log=_log)
+    reporter = _reporter()
+    summary = run_batch(options, reporter)
     model_metrics = summary.metrics.get("model", {})
+    headline = {f"{name}@{k}": model_metrics.get(f"{name}@{k}") for name in ("ndcg", "hit_ratio")}
+    if reporter.log_format == "json":  # the final line, like every other, is one JSON object
+        click.echo(
+            json.dumps(
+                {
+                    "run_id": summary.run_id,
+                    "status": summary.status,
+                    "seconds": round(summary.seconds, 1),
+                    "model_id": summary.model_id,
+                    "trained": summary.trained,
+                    "synthetic": summary.synthetic,
+                    **headline,
+                }
+            )
+        )
+        return
     kind = "synthetic" if summary.synthetic else "real"
     click.echo(
         f"run {summary.run_id} {summary.status} in {summary.seconds:.1f} s "
         f"({'trained' if summary.trained else 'reloaded'} model {summary.model_id}, {kind} data): "
-        f"ndcg@{k} {model_metrics.get(f'ndcg@{k}', float('nan')):.4f}, "
-        f"hit_ratio@{k} {model_metrics.get(f'hit_ratio@{k}', float('nan')):.4f}"
+        + ", ".join(f"{name} {value:.4f}" for name, value in headline.items() if value is not None)
     )
 
 

@@ -1,0 +1,68 @@
+"""Progress and log output: text or JSON lines, live bars on a terminal, silence with --quiet."""
+
+import io
+import json
+
+from conftest import backup_copy, run_cli
+
+from recgen.progress import Reporter
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_json_lines_parse_and_text_lines_are_timestamped():
+    stream = io.StringIO()
+    Reporter("json", stream=stream).log("ingest done", seconds=1.5)
+    record = json.loads(stream.getvalue())
+    assert record["message"] == "ingest done" and record["seconds"] == 1.5 and record["time"].endswith("+00:00")
+    stream = io.StringIO()
+    Reporter("text", stream=stream).log("ingest done")
+    clock, message = stream.getvalue().rstrip("\n").split(" ", 1)
+    assert message == "ingest done" and len(clock.split(":")) == 3
+
+
+def test_quiet_says_nothing():
+    stream = io.StringIO()
+    reporter = Reporter(quiet=True, stream=stream)
+    reporter.log("hello")
+    reporter.progress("scoring", 10, "users")(10)
+    assert stream.getvalue() == ""
+
+
+def test_off_a_terminal_a_loop_logs_counts_and_rate_not_every_tick():
+    stream = io.StringIO()
+    tick = Reporter(stream=stream).progress("scoring", 1000, "users")
+    for done in range(100, 1001, 100):
+        tick(done)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1  # ten ticks within ten seconds: only the last one is logged
+    assert "scoring: 1,000/1,000 users (" in lines[0] and lines[0].endswith("users/s)")
+
+
+def test_on_a_terminal_a_loop_redraws_one_bar():
+    stream = Terminal()
+    reporter = Reporter(stream=stream)
+    tick = reporter.progress("scoring", 4, "users")
+    tick(2)
+    assert stream.getvalue().startswith("\rscoring [" + "#" * 15 + "-" * 15 + "] 2/4 users")
+    tick(4)
+    assert stream.getvalue().endswith("\n") and "4/4 users" in stream.getvalue()
+
+
+def test_run_batch_json_lines_and_quiet(published, tiny_sample, tmp_path):
+    db, _ = published
+    copy = backup_copy(db, tmp_path / "recs.db")
+    result = run_cli("--log-format", "json", "run-batch", "--data-dir", str(tiny_sample), "--db", str(copy))
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stderr.splitlines()]
+    assert any(r["message"].startswith("scoring: ") for r in records)
+    summary = json.loads(result.stdout.splitlines()[-1])
+    assert summary["status"] == "published" and summary["trained"] is False and 0 <= summary["ndcg@50"] <= 1
+
+    quiet = run_cli("--quiet", "run-batch", "--data-dir", str(tiny_sample), "--db", str(copy))
+    assert quiet.exit_code == 0, quiet.output
+    assert quiet.stderr == ""
+    assert len(quiet.stdout.splitlines()) == 1 and quiet.stdout.startswith(f"run {summary['run_id'] + 1} published")
