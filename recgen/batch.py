@@ -190,14 +190,14 @@ def _run_stages(engine: Engine, run_id: int, source: Path, options: BatchOptions
     log = reporter.log
     chosen = families.family(options.model, options.seed)
     with stages.stage("ingest"):
-        ingested = ingest(engine, source, progress=log)
+        ingested = ingest(engine, source, progress=reporter)
         publish.refresh(engine)  # full-text index and planner statistics for Datasette
     with stages.stage("features"):
         catalog = features.load_catalog(engine)
         train_rows = features.load_interactions(engine, catalog)
     with stages.stage("train"):
         keras_model, model_id, trained = _train_or_reload(
-            engine, chosen, options, catalog, train_rows, ingested.fingerprint, log
+            engine, chosen, options, catalog, train_rows, ingested.fingerprint, reporter
         )
         scorer = chosen.scorer(keras_model, catalog)
     n_videos = len(catalog.video_ids)
@@ -218,10 +218,10 @@ def _run_stages(engine: Engine, run_id: int, source: Path, options: BatchOptions
         if chosen.name != MODEL_SEED:  # the seed model is the reference every other family must beat
             seed_family = families.family(MODEL_SEED, options.seed)
             seed_model, _, _ = _train_or_reload(
-                engine, seed_family, options, catalog, train_rows, ingested.fingerprint, log
+                engine, seed_family, options, catalog, train_rows, ingested.fingerprint, reporter
             )
             others.append(seed_family.scorer(seed_model, catalog, name=MODEL_SEED))
-        per_user = evaluate.evaluate_all(data, [scorer, *others], options.k, progress=log)
+        per_user = evaluate.evaluate_all(data, [scorer, *others], options.k, progress=reporter)
         run_level = {name: evaluate.summary(values, options.k) for name, values in per_user.items()}
         run_level["model"].update(evaluate.beyond_accuracy(rec_videos, popularity, options.k))
         known_users = np.unique(train_rows.users)
@@ -296,8 +296,9 @@ def _recommend_everyone(chosen, scorer, train_rows, catalog, seen, popularity, k
     return users[order], videos[order], scores[order], sources[order]
 
 
-def _train_or_reload(engine, chosen, options, catalog, train_rows, fingerprint, log):
+def _train_or_reload(engine, chosen, options, catalog, train_rows, fingerprint, reporter: Reporter):
     """Reload the newest intact model of this family, settings and data (`--retrain auto`), else train."""
+    log = reporter.log
     key = chosen.key()
     if options.retrain != "always":
         found = _reusable_model(engine, chosen.name, key, None if options.retrain == "never" else fingerprint, log)
@@ -309,7 +310,7 @@ def _train_or_reload(engine, chosen, options, catalog, train_rows, fingerprint, 
             raise MissingInputError(f"--retrain never: no usable saved {chosen.name} model; run with --retrain auto")
     keras_model = chosen.build(engine, catalog, train_rows)
     log(f"training the {chosen.name} model on {len(train_rows):,} interactions")
-    report = chosen.train(keras_model, train_rows, log)
+    report = chosen.train(keras_model, train_rows, reporter)
     path, digest = model.save(keras_model, Path(options.models_dir))
     with engine.begin() as conn:
         model_id = conn.execute(

@@ -16,8 +16,9 @@ from recgen import hybrid, model
 from recgen.constants import MODEL_HYBRID, MODEL_SEED
 from recgen.errors import ConfigError
 from recgen.features import Catalog, Interactions, seed_video_features
+from recgen.progress import Reporter
 
-Log = Callable[[str], None]
+Progress = Reporter | Callable[[str], None]  # a Reporter also draws bars over each epoch's batches
 
 
 class SeedFamily:
@@ -37,8 +38,8 @@ class SeedFamily:
         video_features, _ = seed_video_features(engine, catalog)
         return model.build_seed_model(len(catalog.user_ids), video_features, self.settings)
 
-    def train(self, keras_model, train: Interactions, log: Log) -> model.TrainReport:
-        return model.train(keras_model, train, self.settings, progress=log)
+    def train(self, keras_model, train: Interactions, progress: Progress) -> model.TrainReport:
+        return model.train(keras_model, train, self.settings, progress=progress)
 
     def scorer(self, keras_model, catalog: Catalog, name: str = "model"):
         return model.KerasScorer(keras_model, len(catalog.video_ids), name=name)
@@ -61,8 +62,8 @@ class HybridFamily:
         users, videos = hybrid.side_tables(engine, catalog, train, self.settings.without)
         return hybrid.build_hybrid_model(users, videos, self.settings)
 
-    def train(self, keras_model, train: Interactions, log: Log) -> model.TrainReport:
-        return hybrid.train(keras_model, train, self.settings, progress=log)
+    def train(self, keras_model, train: Interactions, progress: Progress) -> model.TrainReport:
+        return hybrid.train(keras_model, train, self.settings, progress=progress)
 
     def scorer(self, keras_model, catalog: Catalog, name: str = "model"):
         return hybrid.TowerScorer(keras_model, len(catalog.user_ids), len(catalog.video_ids), self.settings, name)

@@ -28,6 +28,7 @@ from sqlalchemy import Engine, text
 from recgen.constants import SEED
 from recgen.features import Catalog, Interactions, seed_video_features
 from recgen.model import FeatureLookup, TrainReport, epoch_logger, keras, layers, ops
+from recgen.progress import Reporter
 
 USER_CATEGORICAL = (
     "user_active_degree",
@@ -443,7 +444,7 @@ def train(
     pair_model: keras.Model,
     rows: Interactions,
     settings: HybridSettings,
-    progress: Callable[[str], None] | None = None,
+    progress: Reporter | Callable[[str], None] | None = None,
 ) -> TrainReport:
     """Fit the towers on per-user lists with `model.fit`; 10% of the lists validate, early stopping keeps
     the best epoch's weights."""

@@ -20,6 +20,7 @@ from keras import layers, ops  # noqa: E402
 
 from recgen.constants import SEED  # noqa: E402
 from recgen.features import Interactions  # noqa: E402
+from recgen.progress import Reporter  # noqa: E402
 
 PREDICT_BATCH = 65_536
 
@@ -102,23 +103,33 @@ class TrainReport:
 
 
 class _EpochLog(keras.callbacks.Callback):
-    def __init__(self, progress: Callable[[str], None]):
+    """One line per epoch (losses, time); with a Reporter, also a bar (or timed lines) over its batches."""
+
+    def __init__(self, progress: Reporter | Callable[[str], None]):
         super().__init__()
-        self.progress = progress
+        self.log = progress.log if isinstance(progress, Reporter) else progress
+        self.bar = progress.progress if isinstance(progress, Reporter) else None
+        self.tick = None
         self.started = 0.0
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
+        if self.bar and self.params.get("steps"):
+            self.tick = self.bar(f"epoch {epoch + 1}", self.params["steps"], "batches")
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.tick:
+            self.tick(batch + 1)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        self.progress(
+        self.log(
             f"epoch {epoch + 1}: loss {logs.get('loss', float('nan')):.4f}, "
             f"val_loss {logs.get('val_loss', float('nan')):.4f}, {time.perf_counter() - self.started:.1f} s"
         )
 
 
-def epoch_logger(progress: Callable[[str], None] | None) -> list[keras.callbacks.Callback]:
+def epoch_logger(progress: Reporter | Callable[[str], None] | None) -> list[keras.callbacks.Callback]:
     """A callback logging each epoch's losses and time through `progress` (none without one)."""
     return [_EpochLog(progress)] if progress else []
 
@@ -127,7 +138,7 @@ def train(
     model: keras.Model,
     interactions: Interactions,
     settings: SeedSettings,
-    progress: Callable[[str], None] | None = None,
+    progress: Reporter | Callable[[str], None] | None = None,
 ) -> TrainReport:
     """Fit on shuffled rows (the table is ordered by user, so Keras' tail split would hold out whole users),
     keep 10% for validation, stop early and restore the best weights."""

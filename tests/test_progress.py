@@ -52,6 +52,15 @@ def test_on_a_terminal_a_loop_redraws_one_bar():
     assert stream.getvalue().endswith("\n") and "4/4 users" in stream.getvalue()
 
 
+def test_ingest_reports_the_files_it_loads(tiny_sample, tmp_path):
+    from recgen.db import get_engine
+    from recgen.ingest import ingest
+
+    stream = io.StringIO()
+    ingest(get_engine(tmp_path / "recs.db"), tiny_sample, progress=Reporter(stream=stream))
+    assert "loading: 7/7 files (" in stream.getvalue()
+
+
 def test_run_batch_json_lines_and_quiet(published, tiny_sample, tmp_path):
     db, _ = published
     copy = backup_copy(db, tmp_path / "recs.db")
@@ -59,6 +68,7 @@ def test_run_batch_json_lines_and_quiet(published, tiny_sample, tmp_path):
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in result.stderr.splitlines()]
     assert any(r["message"].startswith("scoring: ") for r in records)
+    assert any(r["message"].startswith("evaluating: 5/5 models") for r in records)
     summary = json.loads(result.stdout.splitlines()[-1])
     assert summary["status"] == "published" and summary["trained"] is False and 0 <= summary["ndcg@50"] <= 1
 
@@ -66,3 +76,22 @@ def test_run_batch_json_lines_and_quiet(published, tiny_sample, tmp_path):
     assert quiet.exit_code == 0, quiet.output
     assert quiet.stderr == ""
     assert len(quiet.stdout.splitlines()) == 1 and quiet.stdout.startswith(f"run {summary['run_id'] + 1} published")
+
+
+def test_training_reports_each_epochs_batches(tmp_path):
+    import numpy as np
+
+    from recgen import model
+    from recgen.features import Interactions
+
+    rng = np.random.default_rng(0)
+    rows = Interactions(
+        rng.integers(0, 20, 3000).astype(np.int32), rng.integers(0, 30, 3000).astype(np.int32), rng.random(3000)
+    )
+    settings = model.SeedSettings(epochs=2, batch_size=500, patience=5)
+    stream = io.StringIO()
+    keras_model = model.build_seed_model(20, rng.normal(size=(30, 15)).astype(np.float32), settings)
+    model.train(keras_model, rows, settings, progress=Reporter(stream=stream))
+    lines = stream.getvalue().splitlines()
+    assert sum(": 6/6 batches (" in line for line in lines) == 2  # 2,700 training rows in batches of 500
+    assert sum("val_loss" in line for line in lines) == 2
