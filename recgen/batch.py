@@ -180,6 +180,8 @@ def run_batch(options: BatchOptions, reporter: Reporter | None = None) -> RunSum
             summary = _run_stages(engine, run_id, source, options, stages, reporter)
         except BaseException as exc:  # Ctrl-C and SIGTERM too: the run must not stay 'running'
             _finish_run(engine, run_id, STATUS_FAILED, stages.seconds, error=_describe(exc), exit_code=_code(exc))
+            if isinstance(exc, RecgenError):  # its one line is the run's summary: status, id, duration, why
+                exc.args = (f"run {run_id} failed after {time.perf_counter() - started:.1f} s: {exc}",)
             raise
         summary.seconds = time.perf_counter() - started
         summary.synthetic = synthetic

@@ -102,6 +102,7 @@ def test_a_failed_run_leaves_the_previous_results_published(published, tiny_samp
 
     assert result.exit_code == 65
     assert SMALL_MATRIX in result.stderr and "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1].startswith("Error: run 2 failed after ")  # the run's one-line summary
     runs = query(copy, "SELECT status, error, exit_code FROM runs ORDER BY id")
     assert runs["status"].tolist() == ["published", "failed"]
     assert SMALL_MATRIX in runs["error"].iloc[-1] and runs["exit_code"].iloc[-1] == 65
