@@ -14,7 +14,7 @@ from recgen import metrics
 from recgen.constants import NDCG_GAIN_CAP, RELEVANT_WATCH_RATIO, TOP_K
 from recgen.db import insert_frame
 from recgen.features import Catalog, load_interactions
-from recgen.progress import Reporter
+from recgen.progress import Reporter, as_reporter
 from recgen.recommend import Scorer
 from recgen.schema import run_metrics, user_metrics
 
@@ -172,14 +172,12 @@ def evaluate_all(
     progress: Reporter | Callable[[str], None] | None = None,
 ) -> dict[str, dict[str, np.ndarray]]:
     """Per-user metrics of each scorer, keyed by its name; a line per scorer (and a bar with a Reporter)."""
-    log = progress.log if isinstance(progress, Reporter) else progress
-    tick = progress.progress("evaluating", len(scorers), "models") if isinstance(progress, Reporter) else None
+    reporter = as_reporter(progress)
+    tick = reporter.progress("evaluating", len(scorers), "models")
     results = {}
     for done, scorer in enumerate(scorers, start=1):
         results[scorer.name] = evaluate_scorer(data, scorer, k)
-        if log:
-            values = summary(results[scorer.name], k)
-            log(f"{scorer.name}: ndcg@{k} {values[f'ndcg@{k}']:.4f}, hit_ratio@{k} {values[f'hit_ratio@{k}']:.4f}")
-        if tick:
-            tick(done)
+        values = summary(results[scorer.name], k)
+        reporter.log(f"{scorer.name}: ndcg@{k} {values[f'ndcg@{k}']:.4f}, hit_ratio@{k} {values[f'hit_ratio@{k}']:.4f}")
+        tick(done)
     return results

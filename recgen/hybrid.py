@@ -15,11 +15,9 @@ learn to score from features alone; users and videos without training rows get n
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -27,7 +25,7 @@ from sqlalchemy import Engine, text
 
 from recgen.constants import SEED
 from recgen.features import Catalog, Interactions, seed_video_features
-from recgen.model import FeatureLookup, TrainReport, epoch_logger, keras, layers, ops
+from recgen.model import FeatureLookup, TrainReport, epoch_logger, keras, layers, ops, settings_key
 from recgen.progress import Reporter
 
 USER_CATEGORICAL = (
@@ -78,7 +76,7 @@ class HybridSettings:
     seed: int = SEED
 
     def key(self) -> str:
-        return hashlib.sha256(json.dumps({"model": "hybrid", **asdict(self)}, sort_keys=True).encode()).hexdigest()
+        return settings_key("hybrid", self)
 
 
 ABLATION_GROUPS = {

@@ -29,7 +29,7 @@ from recgen.constants import (
 )
 from recgen.db import insert_frame, migrate, utc_now
 from recgen.features import INTERACTION_FIELDS, write_interaction_cache
-from recgen.progress import Reporter
+from recgen.progress import Reporter, as_reporter
 from recgen.readers import (
     DataSource,
     check_unique,
@@ -104,7 +104,8 @@ def ingest(
     a file is missing and DataError (one line naming file, column or line) if one cannot be used; in both
     cases the database keeps its previous contents.
     """
-    say = (progress.log if isinstance(progress, Reporter) else progress) or (lambda _message: None)
+    reporter = as_reporter(progress)
+    say = reporter.log
     migrate(engine)
     data = locate_data(source)
     data.require_all()
@@ -122,9 +123,7 @@ def ingest(
         say(f"{name}: unchanged (same sha256), skipped")
     if changed:
         with engine.begin() as conn:
-            load = _Load(conn, data, hashes, say)
-            if isinstance(progress, Reporter):  # a bar (or timed lines) over the files being loaded
-                load.tick = progress.progress("loading", len(changed), "files")
+            load = _Load(conn, data, hashes, say, reporter.progress("loading", len(changed), "files"))
             result.duplicates_dropped = load.run(changed)
         # The interaction frames are in memory now: the features stage reads them from this cache instead of
         # pulling 11.5M rows back out of SQLite. Written after the commit, keyed by the committed load.
@@ -141,9 +140,15 @@ def ingest(
 class _Load:
     """The reload of the changed files, inside the caller's transaction."""
 
-    def __init__(self, conn: Connection, data: DataSource, hashes: dict[str, str], say: Callable[[str], None]):
-        self.conn, self.data, self.hashes, self.say = conn, data, hashes, say
-        self.tick: Callable[[int], None] | None = None
+    def __init__(
+        self,
+        conn: Connection,
+        data: DataSource,
+        hashes: dict[str, str],
+        say: Callable[[str], None],
+        tick: Callable[[int], None],
+    ):
+        self.conn, self.data, self.hashes, self.say, self.tick = conn, data, hashes, say, tick
         self.records: list[dict] = []
         # Reloaded logs, by table: the cached columns and video_duration (for `_fill_durations_from_interactions`).
         self.interactions: dict[str, pd.DataFrame] = {}
@@ -188,8 +193,7 @@ class _Load:
                 "loaded_at": utc_now(),
             }
         )
-        if self.tick:
-            self.tick(len(self.records))
+        self.tick(len(self.records))  # one record per file loaded
 
     def _simple(self, name: str, table: Table, frame: pd.DataFrame, rows_in_file: int, start: float) -> None:
         _replace(self.conn, table, frame)

@@ -20,7 +20,7 @@ from keras import layers, ops  # noqa: E402
 
 from recgen.constants import SEED  # noqa: E402
 from recgen.features import Interactions  # noqa: E402
-from recgen.progress import Reporter  # noqa: E402
+from recgen.progress import Reporter, as_reporter  # noqa: E402
 
 PREDICT_BATCH = 65_536
 
@@ -43,8 +43,12 @@ class SeedSettings:
     seed: int = SEED
 
     def key(self) -> str:
-        """A hash of every setting: a saved model is reused only if this matches."""
-        return hashlib.sha256(json.dumps({"model": "seed", **asdict(self)}, sort_keys=True).encode()).hexdigest()
+        return settings_key("seed", self)
+
+
+def settings_key(family: str, settings) -> str:
+    """A hash of a family's name and every setting (a dataclass): a saved model is reused only if it matches."""
+    return hashlib.sha256(json.dumps({"model": family, **asdict(settings)}, sort_keys=True).encode()).hexdigest()
 
 
 @keras.saving.register_keras_serializable(package="recgen")
@@ -107,15 +111,14 @@ class _EpochLog(keras.callbacks.Callback):
 
     def __init__(self, progress: Reporter | Callable[[str], None]):
         super().__init__()
-        self.log = progress.log if isinstance(progress, Reporter) else progress
-        self.bar = progress.progress if isinstance(progress, Reporter) else None
+        self.reporter = as_reporter(progress)
         self.tick = None
         self.started = 0.0
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
-        if self.bar and self.params.get("steps"):
-            self.tick = self.bar(f"epoch {epoch + 1}", self.params["steps"], "batches")
+        if self.params.get("steps"):
+            self.tick = self.reporter.progress(f"epoch {epoch + 1}", self.params["steps"], "batches")
 
     def on_train_batch_end(self, batch, logs=None):
         if self.tick:
@@ -123,7 +126,7 @@ class _EpochLog(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        self.log(
+        self.reporter.log(
             f"epoch {epoch + 1}: loss {logs.get('loss', float('nan')):.4f}, "
             f"val_loss {logs.get('val_loss', float('nan')):.4f}, {time.perf_counter() - self.started:.1f} s"
         )

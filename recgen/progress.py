@@ -71,3 +71,24 @@ class Reporter:
         if self._bar_shown:
             self.stream.write("\n")
             self._bar_shown = False
+
+
+class _Messages(Reporter):
+    """A plain message callback (or nothing) seen as a Reporter: lines go to the callback, no bars."""
+
+    def __init__(self, callback: Callable[[str], None] | None):
+        super().__init__(quiet=callback is None)
+        self.callback = callback
+
+    def log(self, message: str, **fields) -> None:
+        if self.callback:
+            self.callback(message)
+
+    def progress(self, what: str, total: int, unit: str) -> Tick:
+        return lambda _done: None
+
+
+def as_reporter(progress: Reporter | Callable[[str], None] | None) -> Reporter:
+    """Long-running functions take a Reporter (lines and bars) or a plain message callback; this gives both
+    the same interface."""
+    return progress if isinstance(progress, Reporter) else _Messages(progress)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import REAL_KUAIREC
 from sqlalchemy import inspect, text
 
 from recgen.constants import (
@@ -26,7 +27,7 @@ from recgen.ingest import data_fingerprint, ingest, locate_data
 from recgen.readers import drop_exact_duplicates, read_captions, read_item_categories, read_users
 from recgen.schema import DAILY_COLUMNS, INPUT_TABLES
 
-REAL = Path(__file__).parents[2] / "shared" / "kuairec"
+REAL = REAL_KUAIREC  # read where it is, never copied
 REAL_FILES = (ITEM_CATEGORIES, USER_FEATURES, CAPTION_CATEGORY)
 pytestmark = pytest.mark.skipif(not (REAL / CAPTION_CATEGORY).exists(), reason=f"real KuaiRec files not in {REAL}")
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import REAL_KUAIREC
 
 from recgen.constants import (
     BIG_MATRIX,
@@ -23,7 +24,7 @@ from recgen.constants import (
 from recgen.errors import ConfigError
 from recgen.sample import SCALES, _float_text, generate_sample
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "kuairec"
+REAL = REAL_KUAIREC  # read where it is, never copied
 INTERACTION_HEADER = "user_id,video_id,play_duration,video_duration,time,date,timestamp,watch_ratio"
 DAILY_HEADER_START = "video_id,date,author_id,video_type,upload_dt,upload_type,visible_status,video_duration,"
 # Item-mean ranking reaches this share of the oracle's hit_ratio@50 at "small" scale (docs/synthetic.md §5):
