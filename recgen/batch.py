@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, delete, func, select, text, update
 from sqlalchemy.engine import make_url
 
 from recgen import baselines as baseline_scorers
@@ -27,6 +27,7 @@ from recgen.constants import (
     DEFAULT_MODEL,
     EMBEDDED_SAMPLE_SCALE,
     GROUND_TRUTH,
+    KEEP_RUNS,
     LOCK_FILE,
     MODEL_SEED,
     MODELS_SUBDIR,
@@ -47,10 +48,11 @@ from recgen.errors import EXIT_INTERNAL, ConfigError, LockedError, MissingInputE
 from recgen.ingest import ingest
 from recgen.progress import Reporter
 from recgen.report import REPORT_FILE
-from recgen.schema import models, recommendations, runs
+from recgen.schema import models, recommendations, run_metrics, runs, user_metrics
 
 Log = Callable[[str], None]
 RETRAIN_CHOICES = ("auto", "always", "never")
+RUN_OUTPUTS = (recommendations, user_metrics, run_metrics)
 
 
 @dataclass
@@ -62,6 +64,7 @@ class BatchOptions:
     k: int = TOP_K
     seed: int = SEED
     sample_scale: str = EMBEDDED_SAMPLE_SCALE
+    keep_runs: int = KEEP_RUNS
 
     @property
     def output_dir(self) -> Path:
@@ -140,11 +143,16 @@ def is_synthetic(source: Path) -> bool:
 
 
 class _Stages:
-    """Times each stage, logs it, and keeps the figures for the runs row."""
+    """Times each stage, logs it, and keeps the figures and the warnings for the runs row."""
 
     def __init__(self, log: Log):
         self.log = log
         self.seconds: dict[str, float] = {}
+        self.warnings: list[str] = []
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+        self.log(f"warning: {message}")
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -161,11 +169,14 @@ def run_batch(options: BatchOptions, reporter: Reporter | None = None) -> RunSum
     log = reporter.log
     if options.retrain not in RETRAIN_CHOICES:
         raise ConfigError(f"--retrain must be one of {', '.join(RETRAIN_CHOICES)}, not {options.retrain!r}")
+    if options.keep_runs < 1:
+        raise ConfigError(f"--keep-runs must be at least 1 (the run being published), not {options.keep_runs}")
     families.family(options.model, options.seed)  # an unknown family fails before anything is written
     engine = get_engine(options.db)
     with job_lock(lock_path(options.db)):
         migrate(engine)
         _fail_abandoned_runs(engine)
+        _remove_partial_model_files(options.models_dir, log)
         if options.data_dir is None:
             source = ensure_embedded_sample(Path(options.sample_dir), options.sample_scale, log)
             log(f"no data configured (--data-dir / RECGEN_DATA_DIR): using SYNTHETIC KuaiRec-format data in {source}")
@@ -179,7 +190,7 @@ def run_batch(options: BatchOptions, reporter: Reporter | None = None) -> RunSum
         try:
             summary = _run_stages(engine, run_id, source, options, stages, reporter)
         except BaseException as exc:  # Ctrl-C and SIGTERM too: the run must not stay 'running'
-            _finish_run(engine, run_id, STATUS_FAILED, stages.seconds, error=_describe(exc), exit_code=_code(exc))
+            _finish_run(engine, run_id, STATUS_FAILED, stages, error=_describe(exc), exit_code=_code(exc))
             if isinstance(exc, RecgenError):  # its one line is the run's summary: status, id, duration, why
                 exc.args = (f"run {run_id} failed after {time.perf_counter() - started:.1f} s: {exc}",)
             raise
@@ -199,7 +210,7 @@ def _run_stages(engine: Engine, run_id: int, source: Path, options: BatchOptions
         train_rows = features.load_interactions(engine, catalog)
     with stages.stage("train"):
         keras_model, model_id, trained = _train_or_reload(
-            engine, chosen, options, catalog, train_rows, ingested.fingerprint, reporter
+            engine, chosen, options, catalog, train_rows, ingested.fingerprint, reporter, stages.warn
         )
         scorer = chosen.scorer(keras_model, catalog)
     n_videos = len(catalog.video_ids)
@@ -220,7 +231,7 @@ def _run_stages(engine: Engine, run_id: int, source: Path, options: BatchOptions
         if chosen.name != MODEL_SEED:  # the seed model is the reference every other family must beat
             seed_family = families.family(MODEL_SEED, options.seed)
             seed_model, _, _ = _train_or_reload(
-                engine, seed_family, options, catalog, train_rows, ingested.fingerprint, reporter
+                engine, seed_family, options, catalog, train_rows, ingested.fingerprint, reporter, stages.warn
             )
             others.append(seed_family.scorer(seed_model, catalog, name=MODEL_SEED))
         per_user = evaluate.evaluate_all(data, [scorer, *others], options.k, progress=reporter)
@@ -243,8 +254,13 @@ def _run_stages(engine: Engine, run_id: int, source: Path, options: BatchOptions
         "model_id": model_id,
         "trained": trained,
     }
-    _finish_run(engine, run_id, STATUS_PUBLISHED, stages.seconds, exit_code=0, **counts)
-    _refresh_report(engine, options, bool(ingested.loaded), log)
+    log(f"publishing run {run_id}")
+    _finish_run(engine, run_id, STATUS_PUBLISHED, stages, exit_code=0, **counts)
+    prune(engine, options.keep_runs, options.models_dir, log)
+    if not _refresh_report(engine, options, bool(ingested.loaded), log):
+        stages.warn("the data-analysis report was not written (see the log)")
+        _finish_run(engine, run_id, STATUS_PUBLISHED, stages)
+    _checkpoint(engine)
     return RunSummary(
         run_id=run_id,
         status=STATUS_PUBLISHED,
@@ -257,15 +273,62 @@ def _run_stages(engine: Engine, run_id: int, source: Path, options: BatchOptions
     )
 
 
-def _refresh_report(engine: Engine, options: BatchOptions, data_changed: bool, log: Log) -> None:
+def _refresh_report(engine: Engine, options: BatchOptions, data_changed: bool, log: Log) -> bool:
     """The data-analysis report follows the data: rewritten when an input file changed (or it is missing).
-    The run is already published, so a failure here is logged, not raised."""
+    The run is already published, so a failure here is logged and returns False, never raises."""
     if not data_changed and (options.report_dir / REPORT_FILE).is_file():
-        return
+        return True
     try:
         report.write_report(engine, options.report_dir, progress=log)
     except Exception as exc:  # even a bug in the report must not turn a published night into a failure
         log(f"warning: the data-analysis report was not written: {type(exc).__name__}: {exc}")
+        return False
+    return True
+
+
+def prune(engine: Engine, keep_runs: int, models_dir: Path, log: Log) -> None:
+    """Retention: only the `keep_runs` newest published runs keep their recommendations and metrics.
+
+    Failed runs' partial outputs go at once. The `runs` rows stay (with `pruned_at` set) as the job's
+    history. Model files no kept run uses and that are not the newest of their family and settings are
+    deleted too. SQLite reuses the freed pages for the next nights' rows, so the file stops growing.
+    """
+    with engine.begin() as conn:
+        kept = select(runs.c.id).where(runs.c.status == STATUS_PUBLISHED).order_by(runs.c.id.desc()).limit(keep_runs)
+        kept_ids = set(conn.execute(kept).scalars())
+        stale = [
+            row.id
+            for row in conn.execute(select(runs.c.id, runs.c.status).where(runs.c.pruned_at.is_(None)))
+            if row.id not in kept_ids and row.status != STATUS_RUNNING
+        ]
+        if stale:
+            removed = sum(conn.execute(delete(t).where(t.c.run_id.in_(stale))).rowcount for t in RUN_OUTPUTS)
+            conn.execute(update(runs).where(runs.c.id.in_(stale)).values(pruned_at=utc_now()))
+            log(f"retention: kept the last {keep_runs} published run(s); removed {removed:,} rows of {len(stale)}")
+        newest = select(func.max(models.c.id)).group_by(models.c.name, models.c.settings_key)
+        used = select(runs.c.model_id).where(runs.c.id.in_(kept_ids))
+        retired = conn.execute(
+            select(models.c.id, models.c.path).where(models.c.id.not_in(newest), models.c.id.not_in(used))
+        ).all()
+    for row in retired:
+        Path(row.path).unlink(missing_ok=True)
+    if retired:
+        log(f"retention: deleted {len(retired)} model file(s) no kept run uses")
+
+
+def _checkpoint(engine: Engine) -> None:
+    """Fold the write-ahead log into the database and truncate it, so the -wal file does not keep a night's
+    worth of pages (a reader holding a snapshot makes this a no-op until the next run)."""
+    if engine.url.get_backend_name() == "sqlite":
+        with engine.connect() as conn:
+            conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+
+
+def _remove_partial_model_files(models_dir: Path, log: Log) -> None:
+    """A process killed while saving leaves a `.tmp-*` file; it was never recorded, so it is only litter."""
+    for partial in models_dir.glob(".tmp-*"):
+        partial.unlink(missing_ok=True)
+        log(f"removed {partial.name}, a model file a killed run left half-written")
 
 
 def _recommend_everyone(chosen, scorer, train_rows, catalog, seen, popularity, k, reporter):
@@ -298,12 +361,12 @@ def _recommend_everyone(chosen, scorer, train_rows, catalog, seen, popularity, k
     return users[order], videos[order], scores[order], sources[order]
 
 
-def _train_or_reload(engine, chosen, options, catalog, train_rows, fingerprint, reporter: Reporter):
+def _train_or_reload(engine, chosen, options, catalog, train_rows, fingerprint, reporter: Reporter, warn: Log):
     """Reload the newest intact model of this family, settings and data (`--retrain auto`), else train."""
     log = reporter.log
     key = chosen.key()
     if options.retrain != "always":
-        found = _reusable_model(engine, chosen.name, key, None if options.retrain == "never" else fingerprint, log)
+        found = _reusable_model(engine, chosen.name, key, None if options.retrain == "never" else fingerprint, warn)
         if found is not None:
             model_id, keras_model = found
             log(f"reloaded {chosen.name} model {model_id} (data and settings unchanged)")
@@ -335,7 +398,7 @@ def _train_or_reload(engine, chosen, options, catalog, train_rows, fingerprint, 
     return keras_model, int(model_id), True
 
 
-def _reusable_model(engine: Engine, name: str, key: str, fingerprint: str | None, log: Log):
+def _reusable_model(engine: Engine, name: str, key: str, fingerprint: str | None, warn: Log):
     """The newest saved model with these settings (and data), if its file is intact; None otherwise."""
     query = select(models.c.id, models.c.path, models.c.sha256).where(
         models.c.name == name, models.c.settings_key == key
@@ -348,12 +411,12 @@ def _reusable_model(engine: Engine, name: str, key: str, fingerprint: str | None
         return None
     path = Path(row.path)
     if not path.is_file() or model.file_sha256(path) != row.sha256:
-        log(f"warning: saved model {row.id} at {path} is missing or changed (sha256 mismatch); retraining")
+        warn(f"saved {name} model {row.id} at {path} is missing or changed (sha256 mismatch); retrained")
         return None
     try:
         return int(row.id), model.load(path)
     except Exception as exc:  # a corrupt file must mean retraining, never a crash
-        log(f"warning: saved model {row.id} at {path} cannot be loaded ({exc}); retraining")
+        warn(f"saved {name} model {row.id} at {path} cannot be loaded ({type(exc).__name__}); retrained")
         return None
 
 
@@ -373,13 +436,19 @@ def _start_run(engine: Engine, source: str, synthetic: bool, options: BatchOptio
         )
 
 
-def _finish_run(engine: Engine, run_id: int, status: str, seconds: dict[str, float], **values) -> None:
-    timing_columns = {f"{stage}_seconds": value for stage, value in seconds.items()}
+def _finish_run(engine: Engine, run_id: int, status: str, stages: _Stages, **values) -> None:
+    timing_columns = {f"{stage}_seconds": value for stage, value in stages.seconds.items()}
     with engine.begin() as conn:
         conn.execute(
             update(runs)
             .where(runs.c.id == run_id)
-            .values(status=status, finished_at=utc_now(), **timing_columns, **values)
+            .values(
+                status=status,
+                finished_at=utc_now(),
+                warnings="\n".join(stages.warnings) or None,
+                **timing_columns,
+                **values,
+            )
         )
 
 

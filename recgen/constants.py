@@ -4,6 +4,7 @@ from pathlib import Path
 
 # Recommendation and evaluation.
 TOP_K = 50
+KEEP_RUNS = 7  # published runs whose recommendations and metrics run-batch keeps (--keep-runs)
 SEED = 42
 RELEVANT_WATCH_RATIO = 2.0  # KuaiRec paper's positive: watched at least twice through.
 NDCG_GAIN_CAP = 5.0  # Graded gain min(watch_ratio, 5) so a handful of loops cannot dominate NDCG.
@@ -54,7 +55,6 @@ DEFAULT_MODEL = MODEL_HYBRID
 
 # Run statuses.
 STATUS_RUNNING = "running"
-STATUS_SUCCEEDED = "succeeded"
 STATUS_FAILED = "failed"
 STATUS_PUBLISHED = "published"
 

@@ -279,7 +279,7 @@ runs = Table(
     _col("id", Integer, "Run id", primary_key=True),
     _col("started_at", String, "Start (UTC, ISO 8601)", nullable=False),
     _col("finished_at", String, "End (UTC, ISO 8601); NULL while running"),
-    _col("status", String, "running, succeeded (written, not yet published), failed or published", nullable=False),
+    _col("status", String, "running, failed or published", nullable=False),
     _col("exit_code", Integer, "Process exit code (0 success; see the README's table)"),
     _col("data_source", Text, "Where the data came from (a path, or synthetic sample path)"),
     _col("synthetic", Boolean, "1 if the data is recgen's synthetic sample, not real KuaiRec"),
@@ -299,6 +299,13 @@ runs = Table(
     _col("recommend_seconds", Float, "Scoring all users and writing the top-k (s)"),
     _col("evaluate_seconds", Float, "Evaluating the model and baselines (s)"),
     _col("error", Text, "Why the run failed (NULL if it did not)"),
+    _col("warnings", Text, "What went wrong but was handled, one per line, e.g. a corrupt saved model retrained"),
+    _col("n_rejected_rows", Integer, "Input rows set aside in rejected_rows for the data this run used (count)"),
+    _col(
+        "pruned_at",
+        String,
+        "When retention (--keep-runs) removed this run's recommendations and metrics (UTC); NULL while kept",
+    ),
     comment="One row per run-batch invocation, with its timings per stage.",
 )
 
@@ -353,6 +360,23 @@ data_profile = Table(
     _col("unit", String, "Unit of value, e.g. rows, users, ratio, share (0..1), seconds"),
     _col("description", Text, "What the value means, in one sentence", nullable=False),
     comment="Data profile written by `recgen report`: every number of the data-analysis report, one row each.",
+)
+
+rejected_rows = Table(
+    "rejected_rows",
+    metadata,
+    _col("id", Integer, "Row id", primary_key=True),
+    _col("file", String, "Input file the row came from, e.g. big_matrix.csv", nullable=False),
+    _col("line", Integer, "Line number in that file (1 = the header)", nullable=False),
+    _col("column", String, "Column holding the offending value (NULL if the row as a whole is the problem)"),
+    _col("value", Text, "The offending value as read (NULL if missing)"),
+    _col("reason", Text, "Why the row was set aside, e.g. watch_ratio is negative", nullable=False),
+    _col("file_sha256", String(64), "SHA-256 of the file version the row came from (see source_files)", nullable=False),
+    Index(None, "file"),
+    comment=(
+        "Input rows kept out of the tables, with the reason: the rest of their file was loaded. A file whose "
+        "rejected share exceeds the threshold (--max-rejected, default 1%) fails the run instead."
+    ),
 )
 
 OUTPUT_TABLES = ("runs", "models", "recommendations", "user_metrics", "run_metrics")

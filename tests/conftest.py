@@ -1,5 +1,6 @@
 """Shared fixtures: a tiny generated sample, and a database after one real `recgen run-batch` on it."""
 
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -36,6 +37,22 @@ def backup_copy(source, target):
     dst.close()
     src.close()
     return target
+
+
+def isolated_copy(db, target_dir):
+    """A copy of a published database with its own copy of the saved models (rows point at the copies), for
+    tests that damage models or run more nights without touching the shared fixture."""
+    target_dir = Path(target_dir)
+    target_dir.mkdir(parents=True, exist_ok=True)
+    copy = backup_copy(db, target_dir / "recs.db")
+    shutil.copytree(Path(db).parent / "models", target_dir / "models")
+    with sqlite3.connect(copy) as conn:
+        for model_id, path in conn.execute("SELECT id, path FROM models").fetchall():
+            conn.execute(
+                "UPDATE models SET path = ? WHERE id = ?", (str(target_dir / "models" / Path(path).name), model_id)
+            )
+    conn.close()
+    return copy
 
 
 def run_cli(*args: str, env: dict | None = None):

@@ -1,0 +1,63 @@
+"""Run the real `recgen` CLI in this process and SIGKILL it at one point of a run-batch (crash tests).
+
+    python tests/kill_at.py POINT recgen-arguments...
+
+The process kills itself with SIGKILL, as the kernel's OOM killer or `kill -9` would: no Python cleanup, no
+rollback, no `finally`, open transactions and files left as they are. Each point sits inside a stage, where
+the most is half-done.
+"""
+
+import os
+import signal
+import sys
+
+from recgen import batch, evaluate, features, ingest, model
+from recgen.cli import cli
+
+
+def die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def kill_after(module, name, when=lambda *args, **kwargs: True):
+    """Let `module.name` run, then die (if `when` holds for its arguments)."""
+    original = getattr(module, name)
+
+    def wrapper(*args, **kwargs):
+        result = original(*args, **kwargs)
+        if when(*args, **kwargs):
+            die()
+        return result
+
+    setattr(module, name, wrapper)
+
+
+def kill_before(module, name, when=lambda *args, **kwargs: True):
+    original = getattr(module, name)
+
+    def wrapper(*args, **kwargs):
+        if when(*args, **kwargs):
+            die()
+        return original(*args, **kwargs)
+
+    setattr(module, name, wrapper)
+
+
+POINTS = {
+    # the training log inserted inside the ingest transaction, not committed
+    "ingest": lambda: kill_after(ingest, "insert_frame", lambda conn, table, frame: table.name == "train_interactions"),
+    # the catalogue read, the interactions not yet
+    "features": lambda: kill_before(features, "load_interactions"),
+    # the trained model fully written under its temporary name, not yet renamed or recorded
+    "train": lambda: kill_before(model, "file_sha256", lambda path: path.name.startswith(".tmp-")),
+    # every recommendation row inserted, the transaction not committed
+    "recommend": lambda: kill_after(batch, "insert_frame"),
+    # per-user metrics inserted, run metrics not, nothing committed
+    "evaluate": lambda: kill_after(evaluate, "insert_frame", lambda conn, table, frame: table.name == "user_metrics"),
+    # every output committed, the run not yet marked published
+    "publish": lambda: kill_before(batch, "_finish_run", lambda engine, run_id, status, *a, **k: status == "published"),
+}
+
+if __name__ == "__main__":
+    POINTS[sys.argv[1]]()
+    cli(sys.argv[2:])
