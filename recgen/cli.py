@@ -18,6 +18,7 @@ from recgen.constants import (
     DEFAULT_DB_PATH,
     DEFAULT_MODEL,
     EMBEDDED_SAMPLE_SCALE,
+    KEEP_RUNS,
     MODEL_HYBRID,
     MODEL_SEED,
     SEED,
@@ -151,8 +152,17 @@ def cli(ctx, quiet, log_format) -> None:
     show_default=True,
     help="Size of the synthetic sample generated when no data is configured. Env: RECGEN_SAMPLE_SCALE.",
 )
+@click.option(
+    "--keep-runs",
+    envvar="RECGEN_KEEP_RUNS",
+    type=click.IntRange(1),
+    default=KEEP_RUNS,
+    show_default=True,
+    help="Published runs whose recommendations and metrics are kept; older ones are removed by the same job. "
+    "Env: RECGEN_KEEP_RUNS.",
+)
 @_expected_failures
-def run_batch(db, data_dir, retrain, model_name, k, seed, sample_scale) -> None:
+def run_batch(db, data_dir, retrain, model_name, k, seed, sample_scale, keep_runs) -> None:
     """Run the nightly job: ingest, features, train or reload, recommend, evaluate, publish.
 
     Example:
@@ -171,6 +181,7 @@ def run_batch(db, data_dir, retrain, model_name, k, seed, sample_scale) -> None:
         k=k,
         seed=seed,
         sample_scale=sample_scale,
+        keep_runs=keep_runs,
     )
     reporter = _reporter()
     summary = run_batch(options, reporter)
@@ -293,3 +304,58 @@ def evaluate_command(db, run_id) -> None:
         raise MissingInputError(f"no metrics for {'run ' + str(run_id) if run_id else 'any published run'} in {db}")
     click.echo(f"run {found}")
     click.echo(table.to_string(float_format=lambda v: f"{v:.4f}", na_rep="-"))
+
+
+@cli.command()
+@click.option(
+    "--dest",
+    envvar="RECGEN_DOWNLOAD_DEST",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to write KuaiRec.zip to (created if needed)  [default: data/]. Env: RECGEN_DOWNLOAD_DEST.",
+)
+@click.option(
+    "--url",
+    "urls",
+    multiple=True,
+    envvar="RECGEN_DOWNLOAD_URL",
+    help="Source to try instead of the official ones (Zenodo, the authors' server, a Google Drive mirror); "
+    "repeat for several, tried in order. Env: RECGEN_DOWNLOAD_URL (space-separated).",
+)
+@click.option(
+    "--size",
+    type=click.IntRange(1),
+    help="Expected size in bytes, for a mirror or test server of another file  [default: the official archive's].",
+)
+@click.option(
+    "--md5",
+    help="Expected MD5 (32 hex digits), for a mirror or test server of another file  [default: the official "
+    "archive's].",
+)
+@_expected_failures
+def download(dest, urls, size, md5) -> None:
+    """Download the real KuaiRec 2.0 archive (KuaiRec.zip, 432 MB) and verify its size and MD5.
+
+    An interrupted download is kept in KuaiRec.zip.part and resumed by the next run; KuaiRec.zip appears
+    only once verified, and the last line printed is the run-batch command that reads it. Exit codes: 65
+    the file is wrong (another size, or a bad MD5: the .part is removed), 66 no source delivered it (none
+    reachable, or each failed), 75 another download is writing the same file.
+
+    Example:
+
+        recgen download --dest /data
+    """
+    from recgen.download import DEFAULT_DEST, OFFICIAL_MD5, OFFICIAL_SIZE, download_kuairec
+
+    result = download_kuairec(
+        dest or DEFAULT_DEST,
+        urls=list(urls) or None,
+        size=size or OFFICIAL_SIZE,
+        md5=md5 or OFFICIAL_MD5,
+        progress=_reporter(),
+    )
+    if result.already_there:
+        click.echo(f"{result.path} is already there, size and MD5 verified: nothing downloaded")
+    else:
+        origin = f"from {result.source}" if result.source else "from the complete .part"
+        click.echo(f"saved {result.path} ({result.size:,} bytes, size and MD5 verified) {origin}")
+    click.echo(f"next: {result.run_batch_command()}")

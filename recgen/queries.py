@@ -561,7 +561,6 @@ VARIANTS = {"category_mix": ("data_profile", CATEGORY_MIX_PROFILED)}
 # Canned queries that read a table recgen does not always have: offered only when it exists.
 REQUIRED_TABLES = {
     "who_gets_videos_about": frozenset({FTS_TABLE}),
-    "rejected_rows_by_reason": frozenset({REJECTED_ROWS}),
 }
 
 CANNED_QUERIES = {
