@@ -29,6 +29,7 @@ from recgen.constants import (
     GROUND_TRUTH,
     KEEP_RUNS,
     LOCK_FILE,
+    MAX_REJECTED,
     MODEL_SEED,
     MODELS_SUBDIR,
     OUTPUT_DIR,
@@ -65,6 +66,7 @@ class BatchOptions:
     seed: int = SEED
     sample_scale: str = EMBEDDED_SAMPLE_SCALE
     keep_runs: int = KEEP_RUNS
+    max_rejected: float = MAX_REJECTED
 
     @property
     def output_dir(self) -> Path:
@@ -203,7 +205,7 @@ def _run_stages(engine: Engine, run_id: int, source: Path, options: BatchOptions
     log = reporter.log
     chosen = families.family(options.model, options.seed)
     with stages.stage("ingest"):
-        ingested = ingest(engine, source, progress=reporter)
+        ingested = ingest(engine, source, max_rejected=options.max_rejected, progress=reporter)
         publish.refresh(engine)  # full-text index and planner statistics for Datasette
     with stages.stage("features"):
         catalog = features.load_catalog(engine)
@@ -250,6 +252,7 @@ def _run_stages(engine: Engine, run_id: int, source: Path, options: BatchOptions
         "n_train_rows": len(train_rows),
         "n_recommendations": len(frame),
         "n_eval_users": data.n_users,
+        "n_rejected_rows": ingested.rejected_total,
         "data_fingerprint": ingested.fingerprint,
         "model_id": model_id,
         "trained": trained,

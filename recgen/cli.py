@@ -19,6 +19,7 @@ from recgen.constants import (
     DEFAULT_MODEL,
     EMBEDDED_SAMPLE_SCALE,
     KEEP_RUNS,
+    MAX_REJECTED,
     MODEL_HYBRID,
     MODEL_SEED,
     SEED,
@@ -26,6 +27,16 @@ from recgen.constants import (
 )
 from recgen.errors import EXIT_INTERNAL, EXIT_USAGE, RecgenError
 from recgen.progress import LOG_FORMATS, Reporter
+
+MAX_REJECTED_OPTION = click.option(
+    "--max-rejected",
+    envvar="RECGEN_MAX_REJECTED",
+    type=click.FloatRange(0, 1),
+    default=MAX_REJECTED,
+    show_default=True,
+    help="Largest share of an interaction file's rows that may be set aside in rejected_rows (bad values, "
+    "unknown ids, duplicate or leaked pairs) before the load is refused. Env: RECGEN_MAX_REJECTED.",
+)
 
 DB_OPTION = click.option(
     "--db",
@@ -161,8 +172,9 @@ def cli(ctx, quiet, log_format) -> None:
     help="Published runs whose recommendations and metrics are kept; older ones are removed by the same job. "
     "Env: RECGEN_KEEP_RUNS.",
 )
+@MAX_REJECTED_OPTION
 @_expected_failures
-def run_batch(db, data_dir, retrain, model_name, k, seed, sample_scale, keep_runs) -> None:
+def run_batch(db, data_dir, retrain, model_name, k, seed, sample_scale, keep_runs, max_rejected) -> None:
     """Run the nightly job: ingest, features, train or reload, recommend, evaluate, publish.
 
     Example:
@@ -182,6 +194,7 @@ def run_batch(db, data_dir, retrain, model_name, k, seed, sample_scale, keep_run
         seed=seed,
         sample_scale=sample_scale,
         keep_runs=keep_runs,
+        max_rejected=max_rejected,
     )
     reporter = _reporter()
     summary = run_batch(options, reporter)
@@ -220,8 +233,9 @@ def run_batch(db, data_dir, retrain, model_name, k, seed, sample_scale, keep_run
     help="KuaiRec folder or KuaiRec.zip. Env: RECGEN_DATA_DIR.",
 )
 @click.option("--force", is_flag=True, help="Reload every file even if unchanged.")
+@MAX_REJECTED_OPTION
 @_expected_failures
-def ingest(db, data_dir, force) -> None:
+def ingest(db, data_dir, force, max_rejected) -> None:
     """Load the KuaiRec CSVs into the database (unchanged files are skipped).
 
     Example:
@@ -233,7 +247,7 @@ def ingest(db, data_dir, force) -> None:
     from recgen.ingest import ingest as run_ingest
 
     with job_lock(lock_path(db)):
-        result = run_ingest(get_engine(db), data_dir, force=force, progress=_log)
+        result = run_ingest(get_engine(db), data_dir, force=force, max_rejected=max_rejected, progress=_log)
     click.echo(
         f"loaded {len(result.loaded)} file(s), skipped {len(result.skipped)} unchanged; "
         + ", ".join(f"{table} {rows:,}" for table, rows in result.rows.items())

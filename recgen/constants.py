@@ -4,6 +4,7 @@ from pathlib import Path
 
 # Recommendation and evaluation.
 TOP_K = 50
+MAX_REJECTED = 0.01  # largest share of an input file's rows that may be set aside before a run fails
 KEEP_RUNS = 7  # published runs whose recommendations and metrics run-batch keeps (--keep-runs)
 SEED = 42
 RELEVANT_WATCH_RATIO = 2.0  # KuaiRec paper's positive: watched at least twice through.

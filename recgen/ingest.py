@@ -23,16 +23,18 @@ from recgen.constants import (
     ITEM_CATEGORIES,
     ITEM_DAILY_FEATURES,
     KUAIREC_FILES,
+    MAX_REJECTED,
     SMALL_MATRIX,
     SOCIAL_NETWORK,
     USER_FEATURES,
 )
 from recgen.db import insert_frame, migrate, utc_now
+from recgen.errors import ConfigError, DataError
 from recgen.features import INTERACTION_FIELDS, write_interaction_cache
 from recgen.progress import Reporter, as_reporter
 from recgen.readers import (
+    REJECTED_COLUMNS,
     DataSource,
-    check_unique,
     drop_exact_duplicates,
     locate_data,
     read_captions,
@@ -41,11 +43,13 @@ from recgen.readers import (
     read_interactions,
     read_item_categories,
     read_users,
+    rejections,
 )
 from recgen.schema import (
     INPUT_TABLES,
     eval_interactions,
     friendships,
+    rejected_rows,
     source_files,
     train_interactions,
     users,
@@ -58,6 +62,9 @@ __all__ = ["IngestResult", "data_fingerprint", "ingest", "locate_data", "DataSou
 
 VIDEO_FILES = (CAPTION_CATEGORY, ITEM_CATEGORIES, ITEM_DAILY_FEATURES)
 INTERACTION_FILES = (BIG_MATRIX, SMALL_MATRIX)
+CATALOGUE_FILES = (USER_FEATURES, *VIDEO_FILES)
+# A new evaluation matrix is checked against the training log (no pair in both) by reloading big_matrix.
+CHECKED_AGAINST = {BIG_MATRIX: (SMALL_MATRIX,)}
 _LATEST_DAILY = ["author_id", "upload_dt", "upload_type", "video_type", "music_id", "video_tag_id", "video_tag_name"]
 # Videos whose daily rows never give a duration; their duration comes from the interaction logs instead.
 _NO_DAILY_DURATION = (
@@ -74,6 +81,8 @@ class IngestResult:
     rows: dict[str, int] = field(default_factory=dict)  # table name -> rows now in it
     fingerprint: str = ""  # sha256 hex over the sorted (name, sha256) of all 7 files
     duplicates_dropped: int = 0  # exact duplicate big_matrix rows dropped this time
+    rejected: dict[str, int] = field(default_factory=dict)  # file name -> rows set aside this time
+    rejected_total: int = 0  # rows in rejected_rows now, for the files loaded now
 
 
 def fingerprint(hashes: dict[str, str]) -> str:
@@ -96,14 +105,27 @@ def ingest(
     source: Path | str,
     *,
     force: bool = False,
+    max_rejected: float = MAX_REJECTED,
     progress: Reporter | Callable[[str], None] | None = None,
 ) -> IngestResult:
     """Load the KuaiRec CSVs of `source` (a folder in any KuaiRec layout, or KuaiRec.zip) into the database.
 
-    Only files whose SHA-256 changed are reloaded (all of them with `force`). Raises MissingInputError if
-    a file is missing and DataError (one line naming file, column or line) if one cannot be used; in both
-    cases the database keeps its previous contents.
+    Only files whose SHA-256 changed are reloaded (all of them with `force`), with the interaction files
+    that are checked against them. Raises MissingInputError if a file is missing and DataError (one line
+    naming file, column or line) if one cannot be used; in both cases the database keeps its previous
+    contents. Policy for bad input (the README's table):
+
+    - a file that is missing, empty, has a missing or renamed column, a line with too few or too many
+      fields (truncated), bytes that are not UTF-8, or a bad value in a catalogue file (users, videos,
+      categories, daily features, friends): the whole load is refused;
+    - an interaction row (big_matrix, small_matrix) with a missing, unparsable or impossible value, an id
+      absent from the catalogue, a (user, video) pair repeated in small_matrix, or a big_matrix pair that
+      is in small_matrix (evaluation data leaking into training): the row is set aside in `rejected_rows`
+      with its line and reason, the rest of the file loads, unless more than `max_rejected` of the file's
+      rows are set aside, which refuses the load.
     """
+    if not 0 <= max_rejected <= 1:
+        raise ConfigError(f"--max-rejected must be a share between 0 and 1, not {max_rejected}")
     reporter = as_reporter(progress)
     say = reporter.log
     migrate(engine)
@@ -112,7 +134,9 @@ def ingest(
     hashes = {name: data.sha256(name) for name in KUAIREC_FILES}
     with engine.connect() as conn:
         stored = dict(conn.execute(select(source_files.c.name, source_files.c.sha256)).all())
-    changed = [name for name in KUAIREC_FILES if force or stored.get(name) != hashes[name]]
+    changed = {name for name in KUAIREC_FILES if force or stored.get(name) != hashes[name]}
+    changed |= {name for name, others in CHECKED_AGAINST.items() if changed & set(others)}
+    changed = [name for name in KUAIREC_FILES if name in changed]
     result = IngestResult(
         source=str(data.root),
         loaded=changed,
@@ -123,8 +147,9 @@ def ingest(
         say(f"{name}: unchanged (same sha256), skipped")
     if changed:
         with engine.begin() as conn:
-            load = _Load(conn, data, hashes, say, reporter.progress("loading", len(changed), "files"))
+            load = _Load(conn, data, hashes, say, reporter.progress("loading", len(changed), "files"), max_rejected)
             result.duplicates_dropped = load.run(changed)
+            result.rejected = load.rejected
         # The interaction frames are in memory now: the features stage reads them from this cache instead of
         # pulling 11.5M rows back out of SQLite. Written after the commit, keyed by the committed load.
         for table, frame in load.interactions.items():
@@ -134,6 +159,7 @@ def ingest(
         result.rows = {
             name: conn.execute(select(func.count()).select_from(t)).scalar_one() for name, t in INPUT_TABLES.items()
         }
+        result.rejected_total = conn.execute(select(func.count()).select_from(rejected_rows)).scalar_one()
     return result
 
 
@@ -147,9 +173,12 @@ class _Load:
         hashes: dict[str, str],
         say: Callable[[str], None],
         tick: Callable[[int], None],
+        max_rejected: float,
     ):
         self.conn, self.data, self.hashes, self.say, self.tick = conn, data, hashes, say, tick
+        self.max_rejected = max_rejected
         self.records: list[dict] = []
+        self.rejected: dict[str, int] = {}
         # Reloaded logs, by table: the cached columns and video_duration (for `_fill_durations_from_interactions`).
         self.interactions: dict[str, pd.DataFrame] = {}
 
@@ -169,12 +198,18 @@ class _Load:
         daily_summary = None
         if ITEM_DAILY_FEATURES in changed:
             daily_summary = self._daily()
-        if BIG_MATRIX in changed:
-            duplicates = self._big()
-        if SMALL_MATRIX in changed:
-            self._small()
         if set(VIDEO_FILES) & set(changed):
             self._videos(changed, daily_summary)
+        # The catalogue is in place (in this transaction): the interaction rows are checked against it.
+        if set(CATALOGUE_FILES) & set(changed):
+            for name, table in ((SMALL_MATRIX, eval_interactions), (BIG_MATRIX, train_interactions)):
+                if name not in changed and _has_unknown_ids(self.conn, table):
+                    self.say(f"{name}: unchanged, but some rows refer to ids no longer in the catalogue: reloaded")
+                    changed.append(name)
+        if SMALL_MATRIX in changed:
+            self._small()
+        if BIG_MATRIX in changed:
+            duplicates = self._big()
         if set(VIDEO_FILES + INTERACTION_FILES) & set(changed):
             _fill_durations_from_interactions(self.conn, self.interactions)
         self.conn.execute(insert(source_files), self.records)
@@ -210,9 +245,16 @@ class _Load:
 
     def _big(self) -> int:
         start = time.perf_counter()
-        frame = read_interactions(self.data, BIG_MATRIX)
-        rows_in_file = len(frame)
-        frame, dropped = drop_exact_duplicates(frame)
+        frame, rejected = read_interactions(self.data, BIG_MATRIX)
+        rows_in_file = len(frame) + len(rejected)
+        frame, rejected = self._check_ids(BIG_MATRIX, frame, rejected)
+        evaluated = _pair_keys(*self._eval_pairs())
+        leaked = np.isin(_pair_keys(frame["user_id"], frame["video_id"]), evaluated)
+        frame, rejected = _set_aside(
+            frame, rejected, leaked, None, f"(user_id, video_id) pair is in {SMALL_MATRIX}, the evaluation matrix"
+        )
+        self._reject(BIG_MATRIX, rejected, rows_in_file)
+        frame, dropped = drop_exact_duplicates(frame.reset_index(drop=True))
         _replace(self.conn, train_interactions, frame, rebuild_indexes=True)
         self.interactions[train_interactions.name] = frame[[*INTERACTION_FIELDS, "video_duration"]]
         self._record(BIG_MATRIX, train_interactions, len(frame), rows_in_file)
@@ -221,13 +263,60 @@ class _Load:
 
     def _small(self) -> None:
         start = time.perf_counter()
-        frame = read_interactions(self.data, SMALL_MATRIX)
-        check_unique(frame, ["user_id", "video_id"], SMALL_MATRIX)
+        frame, rejected = read_interactions(self.data, SMALL_MATRIX)
+        rows_in_file = len(frame) + len(rejected)
+        frame, rejected = self._check_ids(SMALL_MATRIX, frame, rejected)
+        repeated = frame.duplicated(["user_id", "video_id"]).to_numpy()
+        frame, rejected = _set_aside(
+            frame, rejected, repeated, None, "(user_id, video_id) pair repeats an earlier line (the first is kept)"
+        )
+        self._reject(SMALL_MATRIX, rejected, rows_in_file)
+        frame = frame.reset_index(drop=True)
         _replace(self.conn, eval_interactions, frame, rebuild_indexes=True)
         self.interactions[eval_interactions.name] = frame[[*INTERACTION_FIELDS, "video_duration"]]
-        self._record(SMALL_MATRIX, eval_interactions, len(frame), len(frame))
+        self._record(SMALL_MATRIX, eval_interactions, len(frame), rows_in_file)
         without_time = int(frame["time"].isna().sum())
         self.say(f"{SMALL_MATRIX}: {len(frame):,} rows ({without_time:,} without time), {_since(start)}")
+
+    def _check_ids(self, name: str, frame: pd.DataFrame, rejected: pd.DataFrame):
+        """Set aside rows whose user or video is not in the catalogue (users, videos) loaded now."""
+        for column, table in (("user_id", users), ("video_id", videos)):
+            known = np.array(self.conn.execute(select(table.c[column])).scalars().all(), dtype=np.int64)
+            unknown = ~np.isin(frame[column].to_numpy(), known)
+            frame, rejected = _set_aside(frame, rejected, unknown, column, f"{column} is not in {table.name}")
+        return frame, rejected
+
+    def _eval_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """(user_id, video_id) of the evaluation matrix: loaded now, or as stored."""
+        if eval_interactions.name in self.interactions:
+            frame = self.interactions[eval_interactions.name]
+            return frame["user_id"].to_numpy(), frame["video_id"].to_numpy()
+        cursor = self.conn.connection.dbapi_connection.cursor()
+        cursor.execute(f"SELECT user_id, video_id FROM {eval_interactions.name}")
+        pairs = np.array(cursor.fetchall(), dtype=np.int64).reshape(-1, 2)
+        cursor.close()
+        return pairs[:, 0], pairs[:, 1]
+
+    def _reject(self, name: str, rejected: pd.DataFrame, rows_in_file: int) -> None:
+        """Record the file's set-aside rows, or refuse the load if they are too large a share of it."""
+        self.conn.execute(delete(rejected_rows).where(rejected_rows.c.file == name))
+        if rejected.empty:
+            return
+        rejected = rejected.sort_values("line", kind="stable")
+        share = len(rejected) / max(rows_in_file, 1)
+        first = rejected.iloc[0]
+        example = f"first: line {first['line']}, {first['reason']}" + (
+            f" ({first['value']!r})" if first["value"] is not None else ""
+        )
+        if share > self.max_rejected:
+            raise DataError(
+                f"{name}: {len(rejected):,} of {rows_in_file:,} rows ({share:.2%}) have bad values, more than the "
+                f"{self.max_rejected:.2%} allowed (--max-rejected); {example}"
+            )
+        rows = rejected.assign(file=name, file_sha256=self.hashes[name])
+        insert_frame(self.conn, rejected_rows, rows[[c.name for c in rejected_rows.columns if c.name != "id"]])
+        self.rejected[name] = len(rejected)
+        self.say(f"{name}: {len(rejected):,} rows ({share:.3%}) set aside in {rejected_rows.name}; {example}")
 
     def _videos(self, changed: list[str], daily_summary: pd.DataFrame | None) -> None:
         start = time.perf_counter()
@@ -314,6 +403,29 @@ def _replace(conn: Connection, table: Table, frame: pd.DataFrame, *, rebuild_ind
     insert_frame(conn, table, frame[[c.name for c in table.columns]])
     for index in indexes:
         index.create(conn)
+
+
+def _has_unknown_ids(conn: Connection, table: Table) -> bool:
+    """Whether any stored row of `table` names a user or video the catalogue no longer has."""
+    sql = (
+        f"SELECT EXISTS (SELECT 1 FROM {table.name} WHERE user_id NOT IN (SELECT user_id FROM {users.name}) "
+        f"OR video_id NOT IN (SELECT video_id FROM {videos.name}))"
+    )
+    return bool(conn.execute(text(sql)).scalar())
+
+
+def _set_aside(frame: pd.DataFrame, rejected: pd.DataFrame, mask, column: str | None, reason: str):
+    """Move the rows of `frame` under `mask` to `rejected` (line, column, value, reason)."""
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        return frame, rejected
+    moved = rejections(frame, mask, column, reason)
+    return frame[~mask], pd.concat([rejected, moved], ignore_index=True)[REJECTED_COLUMNS]
+
+
+def _pair_keys(user_ids, video_ids) -> np.ndarray:
+    """One int64 per (user, video) pair (ids are far below 2**31)."""
+    return np.asarray(user_ids, dtype=np.int64) << 32 | np.asarray(video_ids, dtype=np.int64)
 
 
 def _since(start: float) -> str:

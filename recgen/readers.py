@@ -10,8 +10,11 @@ from __future__ import annotations
 import contextlib
 import csv
 import hashlib
+import io
 import json
+import re
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +42,7 @@ from recgen.schema import DAILY_COLUMNS, INTERACTION_COLUMNS, users
 HASH_BLOCK_BYTES = 1 << 20
 UNKNOWN = "UNKNOWN"  # KuaiRec's marker for a missing text value
 UNKNOWN_CATEGORY_ID = -124  # ... and for a missing category id
+MAX_EXACT_INT = 2**53  # integers read through float64 are exact up to here; larger ones are refused
 ZIP_SEPARATOR = "::"
 
 # Column kinds. "int" columns must hold an integer on every line and are parsed as int64; "int?" columns are
@@ -142,8 +146,14 @@ class DataSource:
     def open(self, name: str) -> Iterator[BinaryIO]:
         """The file's bytes as a binary stream (a zip member is decompressed as it is read)."""
         if self.is_zip:
-            with zipfile.ZipFile(self.root) as archive, archive.open(self.folder + name) as member:
-                yield member
+            try:
+                with zipfile.ZipFile(self.root) as archive, archive.open(self.folder + name) as member:
+                    yield member
+            except (zipfile.BadZipFile, zlib.error, EOFError) as exc:  # raised while the caller reads
+                raise DataError(
+                    f"{self.root}: corrupt zip, {name} cannot be read ({_one_line(exc)}); fetch it again "
+                    "(recgen download)"
+                ) from None
         else:
             with open(self.root / name, "rb") as handle:
                 yield handle
@@ -168,7 +178,7 @@ def locate_data(source: Path | str) -> DataSource:
         raise MissingInputError(f"data source {root} does not exist")
     if root.is_file():
         if not zipfile.is_zipfile(root):
-            raise MissingInputError(f"data source {root} is neither a folder nor a zip file")
+            raise DataError(f"data source {root} is a file but not a readable zip (corrupt or truncated?)")
         with zipfile.ZipFile(root) as archive:
             members = set(archive.namelist())
         for sub in DATA_SUBDIRS:
@@ -241,9 +251,10 @@ def read_typed(source: DataSource, name: str) -> pd.DataFrame:
 
 
 def _nullable_int(values: pd.Series, name: str, column: str) -> pd.Series:
-    """float64 (NaN = missing) -> nullable Int64, refusing fractions like 2.5."""
+    """float64 (NaN = missing) -> nullable Int64, refusing fractions like 2.5, infinities and |x| > 2**53."""
     finite = values.to_numpy()
-    bad = ~np.isnan(finite) & (finite != np.round(finite))
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isnan(finite) & ((finite != np.round(finite)) | ~(np.abs(finite) <= MAX_EXACT_INT))
     if bad.any():
         index = int(np.argmax(bad))
         raise DataError(f"{name}: column {column}, line {index + 2}: {float(finite[index])!r} is not an integer")
@@ -255,7 +266,10 @@ def _diagnose(source: DataSource, name: str, exc: pa.ArrowInvalid) -> DataError:
     kinds = KINDS[name]
     parse = pacsv.ParseOptions(invalid_row_handler=lambda _row: "error")
     convert = pacsv.ConvertOptions(
-        column_types=dict.fromkeys(kinds, pa.string()), include_columns=list(kinds), null_values=[""]
+        column_types=dict.fromkeys(kinds, pa.string()),
+        include_columns=list(kinds),
+        null_values=[""],
+        strings_can_be_null=True,  # an empty field is missing, not the bad value '' of an earlier line
     )
     try:
         with source.open(name) as stream:
@@ -274,7 +288,8 @@ def _diagnose(source: DataSource, name: str, exc: pa.ArrowInvalid) -> DataError:
         bad = (text.notna() & number.isna()).to_numpy()
         what = "not a number"
         if kind == INT:
-            fraction = (number.notna() & (number != number.round())).to_numpy()
+            # A fraction, an infinity or a number beyond int64 (pyarrow names neither column nor line).
+            fraction = (number.notna() & ((number != number.round()) | ~(number.abs() < 2**63))).to_numpy()
             bad, what = bad | fraction, "not an integer"
         if bad.any():
             index = int(np.argmax(bad))
@@ -320,9 +335,146 @@ def _int_list(text: str) -> list[int] | None:
 # ---------------------------------------------------------------- one reader per file
 
 
-def read_interactions(source: DataSource, name: str) -> pd.DataFrame:
-    """big_matrix.csv or small_matrix.csv with the interaction columns typed (time text, date nullable)."""
-    return read_typed(source, name)
+REJECTED_COLUMNS = ["line", "column", "value", "reason"]
+NOT_INT = "is not an integer"
+
+# Interaction values no correct log holds: (is bad, what is expected). NaN never compares, so a missing
+# value is not caught here but by the check for required columns.
+_OUT_OF_RANGE = {
+    "play_duration": (lambda v: v < 0, "a duration >= 0 ms"),
+    "video_duration": (lambda v: v <= 0, "a duration > 0 ms"),
+    "watch_ratio": (lambda v: np.isinf(v) | (v < 0), "a finite ratio >= 0"),
+}
+
+
+def read_interactions(source: DataSource, name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """big_matrix.csv or small_matrix.csv, typed (time text, date nullable), and the rows set aside.
+
+    The file's structure must be right (header, columns, field count, UTF-8), or DataError. A row with a
+    bad value (missing, not a number, a fraction in an id, a negative or infinite watch_ratio, a duration
+    that cannot be) is set aside: it is left out of the frame and described in `rejected` (line, column,
+    value, reason; one row each, the first problem found), so one bad line does not cost a night's run.
+    Clean files take the fast typed parse; only a file with unparsable values is re-read as text.
+    """
+    _check_columns(name, _header(source, name))
+    kinds = KINDS[name]
+    try:
+        with source.open(name) as stream:
+            table = pacsv.read_csv(stream, convert_options=_typed_options(kinds))
+        values = table.to_pandas()
+        text = None
+    except pa.ArrowInvalid as exc:
+        text = _read_as_text(source, name, exc)
+        values = pd.DataFrame({c: text[c] if k.startswith(TEXT) else _to_number(text[c]) for c, k in kinds.items()})
+    problems = _Problems(len(values))
+    for column, kind in kinds.items():
+        if kind.startswith(TEXT):
+            continue
+        if text is not None:
+            problems.add(text[column].notna() & values[column].isna(), column, "is not a number")
+        number = values[column].to_numpy(dtype=np.float64, na_value=np.nan)
+        if kind in (INT, INT_NULL):
+            beyond = np.isinf(number)
+            if text is not None or kind == INT_NULL:  # read as float64: beyond 2**53 it may have been rounded
+                with np.errstate(invalid="ignore"):
+                    beyond |= np.abs(number) > MAX_EXACT_INT
+            problems.add(beyond | (number != np.round(number)) & ~np.isnan(number), column, NOT_INT)
+        if not kind.endswith("?"):
+            problems.add(np.isnan(number), column, "is missing (expected a number)")
+        if column in _OUT_OF_RANGE:
+            is_bad, expected = _OUT_OF_RANGE[column]
+            with np.errstate(invalid="ignore"):
+                problems.add(is_bad(number), column, f"is out of range (expected {expected})")
+    rejected = problems.frame(text if text is not None else values)
+    if len(rejected):
+        values = values.take(np.flatnonzero(~problems.bad))  # the index still counts rows of the file
+    for column, kind in kinds.items():
+        if kind == INT:
+            values[column] = values[column].astype("int64")
+        elif kind == INT_NULL:
+            values[column] = values[column].astype("Int64")
+    return values, rejected
+
+
+def rejections(frame: pd.DataFrame, mask, column: str | None, reason: str) -> pd.DataFrame:
+    """Rows of `frame` (index = row of the file, as read_interactions leaves it) set aside for `reason`."""
+    picked = frame[np.asarray(mask, dtype=bool)]
+    value = None if column is None else picked[column].astype(str).to_numpy()
+    return pd.DataFrame(
+        {"line": picked.index.to_numpy() + 2, "column": column, "value": value, "reason": reason},
+        columns=REJECTED_COLUMNS,
+    )
+
+
+class _Problems:
+    """The first problem of each row of a file: which column, and why (filled check by check, vectorised)."""
+
+    def __init__(self, n_rows: int):
+        self.bad = np.zeros(n_rows, dtype=bool)
+        self.column = np.full(n_rows, None, dtype=object)
+        self.reason = np.full(n_rows, None, dtype=object)
+
+    def add(self, mask, column: str, reason: str) -> None:
+        new = np.asarray(mask, dtype=bool) & ~self.bad
+        if new.any():
+            self.bad |= new
+            self.column[new] = column
+            self.reason[new] = f"{column} {reason}"
+
+    def frame(self, values: pd.DataFrame) -> pd.DataFrame:
+        """line (1 = header), column, offending value as text, reason: one row per bad row, in file order."""
+        rows = np.flatnonzero(self.bad)
+        columns = self.column[rows]
+        shown = pd.Series(None, index=rows, dtype=object)
+        for column in pd.unique(columns):
+            here = rows[columns == column]
+            shown[here] = values[column].iloc[here].astype(str).where(values[column].iloc[here].notna(), None).array
+        return pd.DataFrame(
+            {"line": rows + 2, "column": columns, "value": shown.to_numpy(), "reason": self.reason[rows]},
+            columns=REJECTED_COLUMNS,
+        )
+
+
+def _typed_options(kinds: dict[str, str]) -> pacsv.ConvertOptions:
+    return pacsv.ConvertOptions(
+        column_types={c: _ARROW_TYPES.get(k, pa.string()) for c, k in kinds.items()},
+        include_columns=list(kinds),
+        null_values=[""],
+        strings_can_be_null=True,
+    )
+
+
+def _read_as_text(source: DataSource, name: str, typed_error: pa.ArrowInvalid) -> pd.DataFrame:
+    """Every column as text (None for empty), for a file whose values did not all parse; a structural
+    problem (field count, encoding) is still a DataError for the whole file."""
+    kinds = KINDS[name]
+    convert = pacsv.ConvertOptions(
+        column_types=dict.fromkeys(kinds, pa.string()),
+        include_columns=list(kinds),
+        null_values=[""],
+        strings_can_be_null=True,
+    )
+    try:
+        with source.open(name) as stream:
+            # Single-threaded so that pyarrow reports the physical row number of a malformed line.
+            table = pacsv.read_csv(stream, read_options=pacsv.ReadOptions(use_threads=False), convert_options=convert)
+    except pa.ArrowInvalid as exc:
+        raise DataError(f"{name}: {_structure_error(exc)}") from None
+    return table.to_pandas()
+
+
+def _structure_error(exc: pa.ArrowInvalid) -> str:
+    message = re.sub(r"Row #(\d+)", r"line \1", _one_line(exc).removeprefix("CSV parse error: "))
+    if "UTF8" in message or "UTF-8" in message:
+        return f"not UTF-8 text ({message}); KuaiRec files are UTF-8"
+    if "Expected" in message and "columns" in message:
+        return f"{message} (a line with missing or extra fields: is the file truncated or edited?)"
+    return message
+
+
+def _to_number(text: pd.Series) -> pd.Series:
+    """Text -> float64, NaN where empty or not a number (ids stay exact below 2**53)."""
+    return pd.to_numeric(text, errors="coerce").astype("float64")
 
 
 def drop_exact_duplicates(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
@@ -410,25 +562,33 @@ def read_captions(source: DataSource) -> pd.DataFrame:
     """kuairec_caption_category.csv -> one row per video, with NULL for every `UNKNOWN`/-124 marker.
 
     Four captions hold a bare `\\r` in an unquoted field, which pandas' and pyarrow's parsers both take
-    as a line break (10,732 rows, junk ids); only `\\n` ends a line here (exactly 10,728 rows) and the
-    `\\r` is removed afterwards. Read as text first, then typed, so a bad id still names its line.
+    as a line break (10,732 rows, junk ids); the `\\r` is removed before parsing, so only `\\n` ends a line
+    (exactly 10,728 rows; SPEC §8.3). The stdlib parser, strict: a line with too few fields (a truncated
+    file) or an unclosed quote is a DataError, where pandas would pad it with NULLs. Read as text first,
+    then typed, so a bad id still names its line.
     """
     name = CAPTION_CATEGORY
     _check_columns(name, _header(source, name))
     kinds = KINDS[name]
     try:
         with source.open(name) as stream:
-            text = pd.read_csv(
-                stream,
-                lineterminator="\n",
-                dtype=str,
-                keep_default_na=False,  # a caption reading "NA" or "null" is text, not missing
-                na_values=[""],
-                encoding="utf-8-sig",
-            )
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataError(f"{name}: {_one_line(exc)}") from None
-    text.columns = [column.strip() for column in text.columns]
+            content = stream.read().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{name}: not UTF-8 text ({_one_line(exc)})") from None
+    lines = csv.reader(io.StringIO(content.replace("\r", ""), newline=""), strict=True)
+    try:
+        header = [column.strip() for column in next(lines)]
+        rows = [row for row in lines if row]  # blank lines are skipped, as pandas does
+    except csv.Error as exc:
+        raise DataError(f"{name}: line {lines.line_num}: {_one_line(exc)}") from None
+    widths = np.array([len(row) for row in rows], dtype=np.int64)
+    if (widths != len(header)).any():
+        index = int(np.argmax(widths != len(header)))
+        raise DataError(
+            f"{name}: line {index + 2} has {widths[index]} fields, expected {len(header)} (is the file truncated?)"
+        )
+    text = pd.DataFrame(rows, columns=header, dtype=object)
+    text = text.mask(text == "")  # a caption reading "NA" or "null" is text; only an empty field is NULL
     text = text[list(kinds)]
     frame = pd.DataFrame(index=text.index)
     for column, kind in kinds.items():
@@ -436,8 +596,7 @@ def read_captions(source: DataSource) -> pd.DataFrame:
         if kind == INT:
             frame[column] = _strict_int(values, name, column)
         else:
-            values = values.str.replace("\r", "", regex=False)
-            frame[column] = values.where(values != "")
+            frame[column] = values
     check_unique(frame, ["video_id"], name)
     cover = frame["manual_cover_text"]
     frame["manual_cover_text"] = cover.where(cover != UNKNOWN)
@@ -451,8 +610,8 @@ def read_captions(source: DataSource) -> pd.DataFrame:
 
 
 def _strict_int(values: pd.Series, name: str, column: str) -> pd.Series:
-    number = pd.to_numeric(values, errors="coerce")
-    bad = (number.isna() | (number != number.round())).to_numpy()
+    number = pd.to_numeric(values, errors="coerce").astype("float64")
+    bad = (number.isna() | (number != number.round()) | ~(number.abs() <= MAX_EXACT_INT)).to_numpy()
     if bad.any():
         index = int(np.argmax(bad))
         shown = values.iloc[index]

@@ -98,7 +98,7 @@ def test_a_failed_run_leaves_the_previous_results_published(published, tiny_samp
     lines[5] = ",".join(lines[5].split(",")[:-1] + ["not-a-number\n"])
     small.write_text("".join(lines))
 
-    result = run_cli("run-batch", "--data-dir", str(broken), "--db", str(copy))
+    result = run_cli("run-batch", "--data-dir", str(broken), "--db", str(copy), "--max-rejected", "0")
 
     assert result.exit_code == 65
     assert SMALL_MATRIX in result.stderr and "Traceback" not in result.stderr
@@ -109,6 +109,16 @@ def test_a_failed_run_leaves_the_previous_results_published(published, tiny_samp
     pd.testing.assert_frame_equal(query(copy, "SELECT * FROM latest_recommendations"), before)
     with sqlite3.connect(copy) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+    # Under the default threshold (1% of the file) the bad row is set aside and the night goes on.
+    result = run_cli("run-batch", "--data-dir", str(broken), "--db", str(copy))
+
+    assert result.exit_code == 0, result.output
+    assert "1 rows (0.0" in result.stderr and "set aside in rejected_rows" in result.stderr
+    run = query(copy, "SELECT status, n_rejected_rows FROM runs ORDER BY id DESC LIMIT 1").iloc[0]
+    assert run["status"] == "published" and run["n_rejected_rows"] == 1
+    rejected = query(copy, 'SELECT file, line, "column", value FROM rejected_rows')
+    assert rejected.values.tolist() == [[SMALL_MATRIX, 6, "watch_ratio", "not-a-number"]]
 
 
 def test_evaluate_prints_the_model_next_to_the_baselines(published):

@@ -326,40 +326,59 @@ def _replace_line(path: Path, number: int, new: str) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-BAD_INPUTS = {
+def _zip_dataset(d: Path, layout: str) -> None:
+    """Replace the data folder's files by KuaiRec.zip (beside `KuaiRec 2.0/`) holding them under `layout`."""
+    with zipfile.ZipFile(d.parents[1] / "KuaiRec.zip", "w") as archive:
+        for name in KUAIREC_FILES:
+            archive.write(d / name, f"{layout}/{name}")
+            (d / name).unlink()
+
+
+def _corrupt_zip(d: Path) -> None:
+    _zip_dataset(d, "KuaiRec 2.0/data")
+    raw = bytearray((d.parents[1] / "KuaiRec.zip").read_bytes())
+    raw[len(raw) // 3 : len(raw) // 3 + 64] = bytes(64)  # zeroed bytes inside a compressed member
+    (d.parents[1] / "KuaiRec.zip").write_bytes(bytes(raw))
+
+
+def _truncated_zip(d: Path) -> None:
+    _zip_dataset(d, "KuaiRec 2.0/data")
+    archive = d.parents[1] / "KuaiRec.zip"
+    archive.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])  # an interrupted copy
+    shutil.rmtree(d.parent)  # only the zip is left to read
+
+
+# Refused as a whole: the file cannot be read as the format it should be in.
+BAD_FILES = {
     "missing file": (lambda d: (d / SOCIAL_NETWORK).unlink(), MissingInputError, f"{SOCIAL_NETWORK} not found in"),
     "renamed column": (
         lambda d: (d / BIG_MATRIX).write_text(BIG_TEXT.replace(",watch_ratio\n", ",watchratio\n", 1)),
         DataError,
         f"{BIG_MATRIX}: missing column watch_ratio; unexpected: watchratio",
     ),
-    "non-numeric watch_ratio": (
-        lambda d: _replace_line(
-            d / SMALL_MATRIX, 3, "14,183,11635,6100,2020-07-05 05:28:00.057,20200705.0,1593898080.057,n/a"
-        ),
-        DataError,
-        f"{SMALL_MATRIX}: column watch_ratio, line 3: 'n/a' is not a number",
-    ),
-    "fraction in an id": (
-        lambda d: _replace_line(d / SMALL_MATRIX, 4, "14,3649.5,22422,10867,,,,2.0"),
-        DataError,
-        f"{SMALL_MATRIX}: column video_id, line 4: '3649.5' is not an integer",
-    ),
     "row with too many fields": (
         lambda d: _replace_line(d / SMALL_MATRIX, 5, "7162,2267,11908,5467,,,,2.17,9"),
         DataError,
-        f"{SMALL_MATRIX}: Row #5: Expected 8 columns, got 9",
+        f"{SMALL_MATRIX}: line 5: Expected 8 columns, got 9",
+    ),
+    "truncated mid-row": (
+        lambda d: (d / SMALL_MATRIX).write_text(SMALL_TEXT + "7162,43"),
+        DataError,
+        f"{SMALL_MATRIX}: line 8: Expected 8 columns, got 2: 7162,43 (a line with missing or extra fields: is the file "
+        "truncated",
+    ),
+    "not UTF-8": (
+        lambda d: (d / SMALL_MATRIX).write_bytes(
+            SMALL_TEXT.encode() + "7162,43,1,1,2020-07-05 \xe9t\xe9,,,1\n".encode("latin-1")
+        ),
+        DataError,
+        f"{SMALL_MATRIX}: not UTF-8 text",
     ),
     "empty file": (lambda d: (d / SMALL_MATRIX).write_text(""), DataError, f"{SMALL_MATRIX}: empty file"),
     "header only": (
         lambda d: (d / SMALL_MATRIX).write_text(SMALL_TEXT.splitlines()[0] + "\n"),
         DataError,
         f"{SMALL_MATRIX}: no data rows",
-    ),
-    "duplicate small pair": (
-        lambda d: (d / SMALL_MATRIX).write_text(SMALL_TEXT + "14,183,1,6100,,,,0.0001639344262295082\n"),
-        DataError,
-        f"{SMALL_MATRIX}: line 8 repeats (user_id=14, video_id=183)",
     ),
     "bad list": (
         lambda d: (d / SOCIAL_NETWORK).write_text(SOCIAL_TEXT + "1,[1;2]\n"),
@@ -373,11 +392,18 @@ BAD_INPUTS = {
         DataError,
         f"{ITEM_DAILY_FEATURES}: column collect_cnt, line 5: 5.5 is not an integer",
     ),
+    "corrupt zip": (_corrupt_zip, DataError, "KuaiRec.zip: corrupt zip, "),
+    "truncated zip": (_truncated_zip, DataError, "KuaiRec.zip is a file but not a readable zip"),
+    "zip with another layout": (
+        lambda d: _zip_dataset(d, "KuaiRec 2.0/csvs"),
+        MissingInputError,
+        "no KuaiRec CSV in",
+    ),
 }
 
 
-@pytest.mark.parametrize("case", BAD_INPUTS)
-def test_bad_input_raises_one_clear_line_and_keeps_the_previous_load(loaded, tmp_path, case):
+@pytest.mark.parametrize("case", BAD_FILES)
+def test_a_bad_file_raises_one_clear_line_and_keeps_the_previous_load(loaded, tmp_path, case):
     engine, dataset, first = loaded
     before = snapshot(engine)
     # Valid changes to files loaded before the bad one: a partial load would show them.
@@ -387,7 +413,7 @@ def test_bad_input_raises_one_clear_line_and_keeps_the_previous_load(loaded, tmp
     if case != "renamed column":
         with open(dataset / BIG_MATRIX, "a") as f:
             f.write("5,5,100,1000,2020-07-06 00:00:01.5,20200706,1593964801.5,0.1\n")
-    corrupt, error, message = BAD_INPUTS[case]
+    corrupt, error, message = BAD_FILES[case]
     corrupt(dataset)
     with pytest.raises(error) as caught:
         ingest(engine, tmp_path)
@@ -396,6 +422,62 @@ def test_bad_input_raises_one_clear_line_and_keeps_the_previous_load(loaded, tmp
     assert snapshot(engine) == before
     assert data_fingerprint(engine) == first.fingerprint
     assert len(inspect(engine).get_indexes("train_interactions")) == 2
+
+
+# Set aside: the row is wrong, the file is fine. (file, line to write or append, column, value, reason)
+BAD_ROWS = {
+    "non-numeric watch_ratio": (SMALL_MATRIX, "14,183,11635,6100,,,,n/a", "watch_ratio", "n/a", "is not a number"),
+    "NaN watch_ratio": (SMALL_MATRIX, "14,183,11635,6100,,,,nan", "watch_ratio", None, "is missing"),
+    "missing watch_ratio": (SMALL_MATRIX, "14,183,11635,6100,,,,", "watch_ratio", None, "is missing"),
+    "infinite watch_ratio": (SMALL_MATRIX, "14,183,11635,6100,,,,inf", "watch_ratio", "inf", "out of range"),
+    "negative watch_ratio": (BIG_MATRIX, "1,0,5000,9000,,,,-0.5", "watch_ratio", "-0.5", "out of range"),
+    "negative duration": (BIG_MATRIX, "1,0,-5000,9000,,,,0.5", "play_duration", "-5000", "out of range"),
+    "zero video duration": (BIG_MATRIX, "1,0,5000,0,,,,0.5", "video_duration", "0", "out of range"),
+    "non-numeric id": (BIG_MATRIX, "x1,0,5000,9000,,,,0.5", "user_id", "x1", "is not a number"),
+    "fraction in an id": (SMALL_MATRIX, "14,3649.5,22422,10867,,,,2.0", "video_id", "3649.5", "is not an integer"),
+    "unknown video": (BIG_MATRIX, "1,99999,5000,9000,,,,0.5", "video_id", "99999", "video_id is not in videos"),
+    "unknown user": (SMALL_MATRIX, "99999,183,11635,6100,,,,1.5", "user_id", "99999", "user_id is not in users"),
+    "duplicate small pair": (SMALL_MATRIX, "14,183,1,6100,,,,0.0002", None, None, "pair repeats an earlier line"),
+    "small pair in big": (BIG_MATRIX, "14,148,1,6067,,,,0.5", None, None, f"pair is in {SMALL_MATRIX}"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_ROWS)
+def test_a_bad_row_is_set_aside_with_its_line_or_refuses_the_load_past_the_threshold(loaded, tmp_path, case):
+    engine, dataset, first = loaded
+    name, line, column, value, reason = BAD_ROWS[case]
+    before = snapshot(engine)
+    with open(dataset / name, "a") as f:
+        f.write(line + "\n")
+    line_number = len((dataset / name).read_text().splitlines())
+
+    # One bad row in a handwritten file of a few rows is far above the default 1%: the load is refused.
+    with pytest.raises(DataError) as caught:
+        ingest(engine, tmp_path)
+    assert f"{name}: 1 of " in str(caught.value) and f"first: line {line_number}, " in str(caught.value)
+    assert reason in str(caught.value) and "--max-rejected" in str(caught.value)
+    assert snapshot(engine) == before and data_fingerprint(engine) == first.fingerprint
+
+    result = ingest(engine, tmp_path, max_rejected=0.5)
+
+    assert result.rejected == {name: 1} and result.rejected_total == 1
+    with engine.connect() as conn:
+        rows = conn.execute(text('SELECT file, line, "column", value, reason FROM rejected_rows')).all()
+    assert len(rows) == 1
+    assert rows[0][:4] == (name, line_number, column, value) and reason in rows[0][4]
+    table = "eval_interactions" if name == SMALL_MATRIX else "train_interactions"
+    assert result.rows[table] == EXPECTED_ROWS[table]  # every good row, the bad one left out
+
+
+def test_a_fixed_file_clears_its_rejected_rows(loaded, tmp_path):
+    engine, dataset, _ = loaded
+    good = (dataset / BIG_MATRIX).read_text()
+    with open(dataset / BIG_MATRIX, "a") as f:
+        f.write("1,0,5000,9000,,,,-0.5\n")
+    assert ingest(engine, tmp_path, max_rejected=0.5).rejected_total == 1
+    (dataset / BIG_MATRIX).write_text(good)
+    result = ingest(engine, tmp_path)
+    assert result.rejected_total == 0 and result.loaded == [BIG_MATRIX]
 
 
 # ---------------------------------------------------------------- small pieces
