@@ -25,7 +25,7 @@ from recgen.constants import (
     SEED,
     TOP_K,
 )
-from recgen.errors import EXIT_INTERNAL, EXIT_USAGE, RecgenError
+from recgen.errors import EXIT_CANT_CREATE, EXIT_INTERNAL, EXIT_USAGE, RecgenError
 from recgen.progress import LOG_FORMATS, Reporter
 
 MAX_REJECTED_OPTION = click.option(
@@ -80,6 +80,30 @@ def _raise_on_sigterm(signum, frame):
     raise SystemExit(128 + signum)
 
 
+# SQLite's messages for a database file recgen cannot use (as opposed to a bug in a statement).
+_STORAGE_ERRORS = (
+    "file is not a database",
+    "unable to open database file",
+    "attempt to write a readonly database",
+    "database or disk is full",
+    "disk i/o error",
+    "database disk image is malformed",
+)
+
+
+def _is_storage_error(exc: Exception) -> bool:
+    import sqlite3
+
+    from sqlalchemy.exc import DBAPIError
+
+    cause = exc.orig if isinstance(exc, DBAPIError) else exc
+    return isinstance(cause, sqlite3.DatabaseError) and any(text in str(cause).lower() for text in _STORAGE_ERRORS)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
 class _Group(click.Group):
     """Exit codes from the documented table: usage errors 64 (click's default is 2), bugs 70."""
 
@@ -95,7 +119,10 @@ class _Group(click.Group):
         except click.ClickException as exc:
             exc.show()
             sys.exit(exc.exit_code)
-        except Exception:
+        except Exception as exc:
+            if _is_storage_error(exc):  # the database file, not recgen, is the problem: one line, 73
+                click.echo(f"Error: cannot use the database: {_one_line(getattr(exc, 'orig', exc))}", err=True)
+                sys.exit(EXIT_CANT_CREATE)
             traceback.print_exc()
             click.echo("Internal error (a bug in recgen): please report it with the traceback above.", err=True)
             sys.exit(EXIT_INTERNAL)
