@@ -317,12 +317,14 @@ def report(db, out_dir) -> None:
 
         recgen report --db output/recs.db
     """
-    from recgen.batch import BatchOptions
+    from recgen.batch import BatchOptions, job_lock, lock_path
     from recgen.db import get_engine
     from recgen.report import write_report
 
     folder = out_dir or BatchOptions(db=db).report_dir
-    click.echo(f"wrote {write_report(get_engine(db), folder, progress=_log)}")
+    with job_lock(lock_path(db)):  # it rewrites data_profile: never while a run writes
+        written = write_report(get_engine(db), folder, progress=_log)
+    click.echo(f"wrote {written}")
 
 
 @cli.command("evaluate")

@@ -74,7 +74,11 @@ def test_73_cannot_write_or_use_the_database(tmp_path):
 def test_75_locked(tiny_sample, tmp_path):
     db = tmp_path / "recs.db"
     with job_lock(lock_path(str(db))):
-        for args in (["run-batch", "--data-dir", str(tiny_sample)], ["ingest", "--data-dir", str(tiny_sample)]):
+        for args in (
+            ["run-batch", "--data-dir", str(tiny_sample)],
+            ["ingest", "--data-dir", str(tiny_sample)],
+            ["report"],
+        ):
             result = run_cli(*args, "--db", str(db))
             assert result.exit_code == 75 and "another recgen job is running" in result.stderr
 
