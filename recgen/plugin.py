@@ -42,6 +42,7 @@ RECGEN_MARKER_TABLES = frozenset({"runs", "recommendations", "run_metrics"})
 INTERNAL_TABLES = ("alembic_version", "sqlite_stat1", "sqlite_stat4")
 FTS_TABLE = re.compile(r"_fts($|_)")  # the FTS table `videos_fts` and its shadow tables
 ROUTE_PREFIX = "/-/recgen"
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # SQLite's INTEGER range
 
 INSTANCE = {
     "title": "recgen: short-video recommendations",
@@ -346,7 +347,13 @@ async def user_page(datasette, request):
     database = _chosen_database(datasette, request)
     if database is None:
         return await _message(datasette, request, "recgen user", "No recgen database is attached.", 404)
-    user_id = int(request.url_vars["user_id"])
+    text = request.url_vars["user_id"]
+    # An id beyond SQLite's 64-bit integers cannot be in the database; binding it would raise (a 500).
+    user_id = int(text) if len(text) <= len(str(INT64_MIN)) else None
+    if user_id is None or not INT64_MIN <= user_id <= INT64_MAX:
+        shown = text if len(text) <= 30 else f"{text[:30]}..."
+        message = f"User {shown} is not in this database."
+        return await _message(datasette, request, "recgen user", message, 404, database)
     path = datasette.databases[database].path
     data = await _in_thread(pages.user, path, _file_signature(path), user_id)
     if data is None:
