@@ -4,8 +4,9 @@ Generates (or reuses) synthetic samples for several generator seeds, loads each 
 evaluates every method exactly as `recgen run-batch` evaluates its model (recgen.evaluate, the metrics
 contract of the README), then prints per method the mean and spread over seeds of each metric, the
 training time, and hit_ratio@50 as a share of the oracle's (ranking by the planted expected watch ratio).
-With --ablations it also trains the default model with each feature group left out, and with the
-alternative objective and target, and prints that table.
+With --ablations it also trains the default model with each feature group left out, with the options it
+does without (history features, personal weights over duration bumps), with the alternative objectives and
+targets, and as the previous default, and prints those rows.
 
     python benchmarks/quality.py                         # --scale small, seeds 1 2 3
     python benchmarks/quality.py --ablations --seeds 1 2 3
@@ -103,8 +104,19 @@ def trained(family, engine, catalog, train, name: str):
 
 VARIANTS = {
     **{f"without {group}": {"without": (group,)} for group in hybrid.ABLATION_GROUPS},
+    "with the user's history features": {"history": True},
+    "with personal weights over the duration bumps": {"taste_bumps": True},
+    "Huber delta 1 (not 0.5) on the log target": {"huber_delta": 1.0},
+    "raw watch_ratio target (capped at 50), Huber delta 1": {"transform": "identity", "huber_delta": 1.0},
     "with a ListNet ranking loss (weight 0.02)": {"ranking_weight": 0.02},
-    "log1p(watch_ratio) target": {"transform": "log1p"},
+    "previous default (raw target, dim 32, id scale 8, bumps, history)": {
+        "transform": "identity",
+        "huber_delta": 1.0,
+        "dim": 32,
+        "user_id_scale": 8.0,
+        "taste_bumps": True,
+        "history": True,
+    },
 }
 
 

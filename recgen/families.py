@@ -59,7 +59,7 @@ class HybridFamily:
         return asdict(self.settings)
 
     def build(self, engine: Engine, catalog: Catalog, train: Interactions) -> model.keras.Model:
-        users, videos = hybrid.side_tables(engine, catalog, train, self.settings.without)
+        users, videos = hybrid.side_tables(engine, catalog, train, self.settings)
         return hybrid.build_hybrid_model(users, videos, self.settings)
 
     def train(self, keras_model, train: Interactions, progress: Progress) -> model.TrainReport:

@@ -1,4 +1,4 @@
-"""recgen's default model: a hybrid two-tower network over ids, content, user features and history.
+"""recgen's default model: a hybrid two-tower network over ids, content and user features.
 
     score(u, v) = <user_tower(u), video_tower(v)> + video_bias(v) + user_bias(u)
 
@@ -6,8 +6,14 @@ Each tower concatenates an id embedding with embeddings of the categorical featu
 features of its side, then a dense layer. The video's vector ends with fixed content descriptors (duration,
 tags, top-level category) and the user's with their personal weights over them, so the dot product holds
 both the latent match and each user's own duration sensitivity and taste; scoring all users x all videos
-is one matrix product. The target is the watch ratio capped at 50 under a Huber loss: the loops of up to
-~500x can neither dominate a squared loss nor hide the expected ratio the ranking is judged on.
+is one matrix product.
+
+The target is log(watch ratio + 0.05) (ratio capped at 50) under a Huber loss with a small delta (0.5): on
+the log scale a user's level, duration sensitivity and tastes add up (they multiply the ratio), and the
+robust loss keeps skips, zero plays and loops from pulling the estimate, so a user's few rows estimate their
+personal weights efficiently. The score is exp(prediction) - 0.05, a typical (median-like) ratio: rankings
+follow it and it errs less in absolute terms than the mean. The raw ratio under a Huber loss (the previous
+target) ranks worse: `benchmarks/quality.py --ablations`.
 
 Cold start: id embeddings are dropped for a share of the training lists (`id_dropout`), so the towers also
 learn to score from features alone; users and videos without training rows get no id embedding at all.
@@ -54,7 +60,7 @@ DURATION_WIDTH = 0.35  # RBF width in log-ms: neighbouring bumps overlap
 
 @dataclass(frozen=True)
 class HybridSettings:
-    dim: int = 32
+    dim: int = 16  # latent id factors: fewer per-user parameters ranked better than 32 (light users)
     hidden: int = 128
     category_dim: int = 8
     id_dropout: float = 0.1
@@ -65,13 +71,18 @@ class HybridSettings:
     epochs: int = 12
     list_size: int = 32  # training rows per list (one user each)
     batch_lists: int = 256  # lists per batch: 8,192 rows
-    user_id_scale: float = 8.0  # per-user parameters move this much faster (see _tower)
+    user_id_scale: float = 4.0  # per-user parameters move this much faster (see _tower); 8 overfits sooner
     ranking_weight: float = 0.0  # weight of a within-list ListNet loss next to the pointwise Huber loss
     temperature: float = 0.25  # of the target distribution softmax(target / temperature)
     validation_share: float = 0.1
     patience: int = 2
+    min_improvement: float = 0.001  # relative: a smaller fall of the validation loss counts as none
     ratio_cap: float = 50.0  # targets are transform(min(watch_ratio, cap)); the Huber loss bounds the rest
-    transform: str = "identity"  # or "log1p" (ranks a little worse: benchmarks/quality.py --ablations)
+    transform: str = "log"  # log(ratio + log_offset); "identity" (the raw ratio) and "log1p" rank worse
+    log_offset: float = 0.05  # keeps zero plays finite: log(0.05) = -3
+    huber_delta: float = 0.5  # errors beyond this (in target units) count linearly
+    taste_bumps: bool = False  # personal weights over the duration bumps too, not only the slope (worse)
+    history: bool = False  # the user's history features (worse: see user_tables)
     without: tuple[str, ...] = ()  # feature groups left out, for ablations (see ABLATION_GROUPS)
     seed: int = SEED
 
@@ -83,7 +94,6 @@ ABLATION_GROUPS = {
     "ids": "user and video id embeddings (and each user's own taste deviation)",
     "taste": "personal weights over duration, tags and categories",
     "user_profile": "the user_features.csv profile",
-    "history": "history features of the user (rows, mean log play time, mean log1p watch ratio)",
     "duration": "video duration (log and RBF bumps) in the tower and the taste",
     "tags": "feature tags in the tower and the taste",
     "categories": "caption categories (three levels) in the tower and the taste",
@@ -123,21 +133,32 @@ def _standardise(values: np.ndarray) -> np.ndarray:
 
 
 def side_tables(
-    engine: Engine, catalog: Catalog, train: Interactions, without: tuple[str, ...] = ()
+    engine: Engine, catalog: Catalog, train: Interactions, settings: HybridSettings | None = None
 ) -> tuple[SideTables, SideTables]:
-    """The user and the video feature tables of a hybrid model, leaving out the groups in `without`."""
+    """The user and the video feature tables of a hybrid model, leaving out the groups in `settings.without`."""
+    settings = settings or HybridSettings()
+    without = settings.without
     unknown = set(without) - set(ABLATION_GROUPS)
     if unknown:
         raise ValueError(f"unknown feature groups {sorted(unknown)}; known: {sorted(ABLATION_GROUPS)}")
-    videos, duration_ms = video_tables(engine, catalog, train, without)
-    return user_tables(engine, catalog, train, duration_ms, without), videos
+    videos, duration_ms = video_tables(engine, catalog, train, without, settings.taste_bumps)
+    return user_tables(engine, catalog, train, duration_ms, without, settings.history), videos
 
 
 def user_tables(
-    engine: Engine, catalog: Catalog, train: Interactions, duration_ms: np.ndarray, without: tuple[str, ...] = ()
+    engine: Engine,
+    catalog: Catalog,
+    train: Interactions,
+    duration_ms: np.ndarray,
+    without: tuple[str, ...] = (),
+    history: bool = False,
 ) -> SideTables:
-    """Profile features from `users` plus history features from the training log (how long the user
-    watches: the mean log play time, and the mean log1p watch ratio)."""
+    """Profile features from `users`, and with `history` features from the training log (rows, the mean log
+    play time and the mean log1p watch ratio).
+
+    History is off by default: the evaluated users' training rows all lie outside the evaluated videos (no
+    big_matrix row is on a small_matrix pair), so their history describes other videos than the training
+    users' does, and the model ranked better without it (benchmarks/quality.py --ablations)."""
     with engine.connect() as conn:
         profiles = pd.read_sql_query(text("SELECT * FROM users"), conn)
     frame = pd.DataFrame({"user_id": catalog.user_ids}).merge(profiles, on="user_id", how="left")
@@ -159,7 +180,7 @@ def user_tables(
             np.where(rows > 0, mean_log_ratio, np.nan)[:, None],
         ],
     }
-    numeric = _numeric(blocks, without, n_users)
+    numeric = _numeric(blocks, (*without, *(() if history else ("history",))), n_users)
     known = rows > 0 if "ids" not in without else np.zeros(n_users, dtype=bool)
     return SideTables(categorical, sizes, numeric, known)
 
@@ -177,10 +198,13 @@ def _numeric(blocks: dict[str, list[np.ndarray]], without: tuple[str, ...], n: i
 
 
 def video_tables(
-    engine: Engine, catalog: Catalog, train: Interactions, without: tuple[str, ...] = ()
+    engine: Engine, catalog: Catalog, train: Interactions, without: tuple[str, ...] = (), taste_bumps: bool = False
 ) -> tuple[SideTables, np.ndarray]:
     """Content features (categories, author, tags, duration as log and RBF bumps, daily statistics,
-    exposure) and each video's duration in ms."""
+    exposure) and each video's duration in ms.
+
+    Users get personal weights over the duration's slope (and with `taste_bumps` over its bumps too: eleven
+    more parameters per user, which ranked worse), the tags and the top-level category."""
     with engine.connect() as conn:
         frame = pd.read_sql_query(text("SELECT * FROM videos"), conn)
         tags = pd.read_sql_query(text("SELECT video_id, tag_id FROM video_tags"), conn)
@@ -205,11 +229,11 @@ def video_tables(
         without,
         len(frame),
     )
-    # What each user gets a personal weight for: duration (a slope, and bumps for its shape), feature tags
-    # (shared by a video's tags) and the top-level category.
+    # What each user gets a personal weight for: duration (a slope), feature tags (shared by a video's tags)
+    # and the top-level category.
     centred = (log_duration - log_duration.mean()) / max(log_duration.std(), 1e-6)
     taste_blocks = {
-        "duration": [centred[:, None], bumps],
+        "duration": [centred[:, None], bumps] if taste_bumps else [centred[:, None]],
         "tags": [multi_hot / np.maximum(multi_hot.sum(axis=1, keepdims=True), 1)],
         "categories": [pd.get_dummies(frame["first_level_category_id"]).to_numpy(np.float64)],
     }
@@ -323,12 +347,24 @@ def build_hybrid_model(users: SideTables, videos: SideTables, settings: HybridSe
     return keras.Model({"user": user, "video": video}, score, name="hybrid")
 
 
+TRANSFORMS = ("log", "log1p", "identity")
+
+
 def target(watch_ratio: np.ndarray, settings: HybridSettings) -> np.ndarray:
     capped = np.minimum(watch_ratio, settings.ratio_cap)
-    return (np.log1p(capped) if settings.transform == "log1p" else capped).astype(np.float32)
+    if settings.transform == "log":
+        return np.log(capped + settings.log_offset).astype(np.float32)
+    if settings.transform == "log1p":
+        return np.log1p(capped).astype(np.float32)
+    if settings.transform == "identity":
+        return capped.astype(np.float32)
+    raise ValueError(f"transform must be one of {TRANSFORMS}, not {settings.transform!r}")
 
 
 def inverse_target(values: np.ndarray, settings: HybridSettings) -> np.ndarray:
+    """The watch ratio a model output stands for (the inverse of `target` below the cap)."""
+    if settings.transform == "log":
+        return np.exp(values) - settings.log_offset
     return np.expm1(values) if settings.transform == "log1p" else values
 
 
@@ -438,6 +474,20 @@ class TowerScorer:
         return inverse_target(log_scores, self.settings)
 
 
+class RelativeEarlyStopping(keras.callbacks.EarlyStopping):
+    """Early stopping on `val_loss` where only a fall by more than `relative` x the best loss so far counts
+    as an improvement: on large data the loss keeps creeping down by hundredths of a percent an epoch."""
+
+    def __init__(self, relative: float, **kwargs):
+        super().__init__(monitor="val_loss", mode="min", **kwargs)
+        self.relative = relative
+
+    def _is_improvement(self, monitor_value, reference_value):
+        if reference_value is None or not np.isfinite(reference_value):  # the first epoch
+            return True
+        return monitor_value < reference_value - self.relative * abs(reference_value)
+
+
 def train(
     pair_model: keras.Model,
     rows: Interactions,
@@ -451,9 +501,9 @@ def train(
     trainer = list_model(pair_model, settings.list_size)
     trainer.compile(
         optimizer=keras.optimizers.Adam(settings.learning_rate),
-        loss=ListLoss(settings.ranking_weight, settings.temperature),
+        loss=ListLoss(settings.ranking_weight, settings.temperature, settings.huber_delta),
     )
-    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=settings.patience, restore_best_weights=True)
+    stop = RelativeEarlyStopping(settings.min_improvement, patience=settings.patience, restore_best_weights=True)
     history = trainer.fit(
         {"user": lists.users, "videos": lists.videos},
         lists.targets,

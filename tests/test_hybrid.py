@@ -119,3 +119,14 @@ def test_lists_hold_every_training_row_once():
     assert filled.sum() == 5 and len(lists.users) == 4  # user 2 has 3 rows: two lists
     pairs = sorted(zip(np.repeat(lists.users, 2)[filled.ravel()], lists.videos[filled], strict=True))
     assert pairs == [(0, 6), (1, 9), (2, 5), (2, 7), (2, 8)]
+
+
+def test_the_target_round_trips_below_the_cap_and_unknown_transforms_fail():
+    settings = hybrid.HybridSettings()
+    ratios = np.array([0.0, 0.3, 1.0, 7.5, 49.0, 600.0], np.float32)
+    for transform in hybrid.TRANSFORMS:
+        chosen = replace(settings, transform=transform)
+        back = hybrid.inverse_target(hybrid.target(ratios, chosen), chosen)
+        np.testing.assert_allclose(back, np.minimum(ratios, settings.ratio_cap), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="transform"):
+        hybrid.target(ratios, replace(settings, transform="sqrt"))
