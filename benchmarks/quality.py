@@ -11,6 +11,9 @@ targets, and as the previous default, and prints those rows.
     python benchmarks/quality.py                         # --scale small, seeds 1 2 3
     python benchmarks/quality.py --ablations --seeds 1 2 3
     python benchmarks/quality.py --scale full --seeds 1  # one full-scale run (long)
+    python benchmarks/quality.py --hybrid-only --set huber_delta=1.0  # one setting of the default model
+
+Samples already generated under --work are reused.
 
 Run by hand; not part of the test suite.
 """
@@ -109,6 +112,7 @@ VARIANTS = {
     "Huber delta 1 (not 0.5) on the log target": {"huber_delta": 1.0},
     "raw watch_ratio target (capped at 50), Huber delta 1": {"transform": "identity", "huber_delta": 1.0},
     "with a ListNet ranking loss (weight 0.02)": {"ranking_weight": 0.02},
+    "loss per list (mean over its rows), not per row": {"row_weighted": False},
     "previous default (raw target, dim 32, id scale 8, bumps, history)": {
         "transform": "identity",
         "huber_delta": 1.0,
@@ -116,23 +120,30 @@ VARIANTS = {
         "user_id_scale": 8.0,
         "taste_bumps": True,
         "history": True,
+        "row_weighted": False,
     },
 }
 
 
-def evaluate_seed(root: Path, seed: int, ablations: bool) -> list[dict]:
+def evaluate_seed(root: Path, seed: int, ablations: bool, hybrid_only: bool = False, overrides=None) -> list[dict]:
     engine = get_engine(root / "recs.db")
     ingest(engine, root)
     catalog = load_catalog(engine)
     train = load_interactions(engine, catalog)
     data = evaluate.load_eval_data(engine, catalog)
     n_videos = len(catalog.video_ids)
-    scorers = [(s, 0.0) for s in baselines.baselines(train, n_videos, seed)]
-    scorers.append((duration_scorer(engine, catalog), 0.0))
-    video_features, _ = seed_video_features(engine, catalog)
-    scorers.append((CosineScorer(video_features, train, len(catalog.user_ids)), 0.0))
-    scorers.append(trained(families.family(MODEL_SEED, seed), engine, catalog, train, "seed"))
-    scorers.append(trained(families.family(MODEL_HYBRID, seed), engine, catalog, train, "recgen (hybrid)"))
+    scorers = []
+    if not hybrid_only:
+        scorers.extend((s, 0.0) for s in baselines.baselines(train, n_videos, seed))
+        scorers.append((duration_scorer(engine, catalog), 0.0))
+        video_features, _ = seed_video_features(engine, catalog)
+        scorers.append((CosineScorer(video_features, train, len(catalog.user_ids)), 0.0))
+        scorers.append(trained(families.family(MODEL_SEED, seed), engine, catalog, train, "seed"))
+    if overrides:
+        label = "recgen (hybrid) " + " ".join(f"{k}={v}" for k, v in overrides.items())
+        scorers.append(trained(families.HybridFamily(seed, **overrides), engine, catalog, train, label))
+    else:
+        scorers.append(trained(families.family(MODEL_HYBRID, seed), engine, catalog, train, "recgen (hybrid)"))
     if ablations:
         for label, overrides in VARIANTS.items():
             family = families.HybridFamily(seed, **overrides)
@@ -175,7 +186,22 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--work", type=Path, default=Path("/tmp/recgen-quality"))
     parser.add_argument("--ablations", action="store_true", help="also train the default model's ablations")
+    parser.add_argument(
+        "--hybrid-only", action="store_true", help="only the default model (and the oracle): no baselines, no seed"
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a HybridSettings field of the default model (repeatable), e.g. --set huber_delta=1.0",
+    )
     args = parser.parse_args()
+    overrides = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        default = getattr(hybrid.HybridSettings(), key)
+        overrides[key] = value.lower() in ("1", "true", "yes") if isinstance(default, bool) else type(default)(value)
     print(f"# recgen quality benchmark, {time.strftime('%Y-%m-%d')}, {platform.node()}, scale {args.scale}")
     rows = []
     for seed in args.seeds:
@@ -183,9 +209,10 @@ def main() -> None:
         if not (root / GROUND_TRUTH).is_file():
             print(f"generating {root}", flush=True)
             generate_sample(root, scale=args.scale, seed=seed)
-        rows.extend(evaluate_seed(root, seed, args.ablations))
+        rows.extend(evaluate_seed(root, seed, args.ablations, args.hybrid_only, overrides))
     results = pd.DataFrame(rows)
-    results.to_csv(args.work / f"quality-{args.scale}.csv", index=False)
+    suffix = "-hybrid" if args.hybrid_only else ""
+    results.to_csv(args.work / f"quality-{args.scale}{suffix}.csv", index=False)
     print(f"\nMean ± sd over generator seeds {args.seeds} ({args.scale} scale):\n")
     print(report(results))
 

@@ -130,3 +130,13 @@ def test_the_target_round_trips_below_the_cap_and_unknown_transforms_fail():
         np.testing.assert_allclose(back, np.minimum(ratios, settings.ratio_cap), rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="transform"):
         hybrid.target(ratios, replace(settings, transform="sqrt"))
+
+
+def test_the_row_weighted_loss_weighs_every_row_the_same_and_round_trips_its_config():
+    truth = np.array([[1.0, 1.0, 1.0, 1.0], [1.0, np.nan, np.nan, np.nan]], np.float32)
+    pred = np.zeros_like(truth)
+    per_list = hybrid.ListLoss(0.0, delta=5.0, reduction=None)(truth, pred)
+    per_row = hybrid.ListLoss(0.0, delta=5.0, row_weighted=True, reduction=None)(truth, pred)
+    np.testing.assert_allclose(np.asarray(per_list), [0.5, 0.5])  # a 1-row list counts as much as a full one
+    np.testing.assert_allclose(np.asarray(per_row), [0.5, 0.125])  # here it counts as the one row it holds
+    assert hybrid.ListLoss.from_config(hybrid.ListLoss(row_weighted=True).get_config()).row_weighted
