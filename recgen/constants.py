@@ -14,6 +14,10 @@ ITEM_MEAN_SHRINKAGE = 20.0  # Pseudo-count pulling a video's mean watch ratio to
 # Scoring and bulk writes.
 SCORE_BLOCK_USERS = 256  # Users scored per block: 256 x 10,728 float32 scores is ~11 MB.
 INSERT_CHUNK_ROWS = 200_000
+# Input tables of at least this many rows are bulk-loaded through a staging file beside a SQLite database
+# (`db.replace_rows`); below it, creating the file costs more than `executemany` of the rows.
+STAGE_MIN_ROWS = 1_000
+STAGE_SUFFIX = ".stage-"  # staging files are named <database>.stage-<pid>-<n>-<table>
 
 # Paths. The default database is relative to the working directory; models, the embedded sample and the
 # lock live in the database's folder.

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import itertools
+import os
 from pathlib import Path
 
 import pandas as pd
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, Table, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, Table, create_engine, delete, event, inspect, text
 from sqlalchemy.engine import make_url
 
-from recgen.constants import INSERT_CHUNK_ROWS
+from recgen.constants import INSERT_CHUNK_ROWS, STAGE_MIN_ROWS, STAGE_SUFFIX
 from recgen.errors import OutputError
 from recgen.schema import VIEWS
 
@@ -96,6 +99,134 @@ def insert_frame(conn: Connection, table: Table, frame: pd.DataFrame) -> int:
         cursor.executemany(sql, zip(*(_python_values(part[c]) for c in columns), strict=True))
     cursor.close()
     return len(frame)
+
+
+def replace_rows(conn: Connection, table: Table, frame: pd.DataFrame) -> int:
+    """Replace every row of `table` with the rows of `frame`, inside the caller's transaction; returns the count.
+
+    Into a SQLite file, from STAGE_MIN_ROWS rows, they go through a staging database (`_copy_through_stage`):
+    11.5M interactions go in 1.5-1.8x as fast as a raw `executemany` of prebuilt tuples into a bare table,
+    and with their two indexes built about as fast as that raw insert alone (`insert_frame` plus the index
+    builds: 0.4-0.5x). Otherwise (or without adbc-driver-sqlite): DELETE, secondary indexes dropped,
+    `insert_frame`, indexes rebuilt, since a database builds an index over sorted keys several times faster
+    than it maintains one row by row.
+    """
+    frame = frame[[c.name for c in table.columns]]
+    stage = _stage(conn, table) if len(frame) >= STAGE_MIN_ROWS else None
+    if stage is not None:
+        return _copy_through_stage(conn, table, frame, *stage)
+    conn.execute(delete(table))
+    indexes = sorted(table.indexes, key=lambda index: index.name)
+    for index in indexes:
+        index.drop(conn)
+    insert_frame(conn, table, frame)
+    for index in indexes:
+        index.create(conn)
+    return len(frame)
+
+
+# ---------------------------------------------------------------- SQLite: bulk loads through a staging database
+#
+# Per value, `executemany` costs a Python object and a DB-API bind; that, not SQLite, is most of its time.
+# ADBC writes Arrow columns into SQLite from C. It cannot join the caller's transaction (its own connection,
+# its own SQLite library, whose symbols it keeps to itself), so it writes a staging file beside the database
+# with the table's exact DDL, and the caller's connection copies it in with `INSERT INTO t SELECT * FROM
+# stage.t`. Into an empty table of identical shape SQLite runs that as a transfer (its "xfer optimisation"):
+# records are copied in order, not decoded, not re-encoded. The two libraries never hold the same file open
+# at once (ADBC closes the staging file before it is attached). Only the copy and the index builds write to
+# the database, inside the caller's transaction: a failure or a kill before the commit leaves the previous
+# rows, as before. A staging file can only be detached once the transaction is over: pool check-in
+# (`_release_stages`) detaches and deletes it; one left by a killed process is deleted by the next load
+# (`_remove_stale_stages`).
+
+_STAGES = "recgen_stages"  # Connection.info key: [(schema name, path)] staged during this checkout
+_stage_numbers = itertools.count(1)
+
+
+def _stage(conn: Connection, table: Table) -> tuple[Path, str] | None:
+    """The staging file for `table` and its schema name once attached; None when the fast path does not
+    apply (not a SQLite file, no ADBC)."""
+    url = conn.engine.url
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:") or url.database.startswith("file:"):
+        return None
+    try:
+        import adbc_driver_sqlite.dbapi  # noqa: F401  (optional at run time: the fallback is executemany)
+    except ImportError:
+        return None
+    database = Path(url.database)
+    _remove_stale_stages(database)
+    number = next(_stage_numbers)
+    return database.with_name(f"{database.name}{STAGE_SUFFIX}{os.getpid()}-{number}-{table.name}"), f"stage_{number}"
+
+
+def _copy_through_stage(conn: Connection, table: Table, frame: pd.DataFrame, stage: Path, schema: str) -> int:
+    import adbc_driver_sqlite.dbapi as adbc_sqlite
+    import pyarrow as pa
+
+    ddl = conn.exec_driver_sql(
+        "SELECT type, name, sql FROM sqlite_master WHERE tbl_name = ? AND sql IS NOT NULL", (table.name,)
+    ).all()
+    create_table = next(sql for kind, _, sql in ddl if kind == "table")
+    indexes = sorted((name, sql) for kind, name, sql in ddl if kind == "index")  # the rest are constraints'
+    conn.execute(delete(table))
+    conn.info.setdefault(_STAGES, []).append((schema, stage))  # released at check-in, even if writing it fails
+    _listen_for_checkin(conn.engine)
+    rows = pa.Table.from_pandas(frame, preserve_index=False)  # zero-copy for most columns; NaN/NA -> null
+    with contextlib.closing(adbc_sqlite.connect(str(stage), autocommit=True)) as staging:
+        with contextlib.closing(staging.cursor()) as cursor:
+            # A scratch file: no journal, no fsync. Crash safety is the database's, whose copy is transactional.
+            for statement in ("PRAGMA journal_mode=OFF", "PRAGMA synchronous=OFF", create_table, "BEGIN"):
+                cursor.execute(statement)
+            cursor.adbc_ingest(table.name, rows, mode="append")
+            cursor.execute("COMMIT")
+    del rows
+    conn.exec_driver_sql(f"ATTACH DATABASE ? AS {schema}", (str(stage),))
+    # The transfer needs the same indexes on both sides; building the secondary ones here, after it, costs
+    # less than building them in the staging file and transferring their entries (11.5M rows: ~17 s of CPU
+    # for the whole load against ~21 s).
+    for name, _ in indexes:
+        conn.exec_driver_sql(f'DROP INDEX "{name}"')
+    conn.exec_driver_sql(f"INSERT INTO main.{table.name} SELECT * FROM {schema}.{table.name}")
+    for _, sql in indexes:
+        conn.exec_driver_sql(sql)
+    return len(frame)
+
+
+def _listen_for_checkin(engine: Engine) -> None:
+    if not event.contains(engine, "checkin", _release_stages):
+        event.listen(engine, "checkin", _release_stages)
+
+
+def _release_stages(dbapi_connection, connection_record) -> None:
+    """Pool check-in, the transaction over: detach this connection's staging files and delete them."""
+    for schema, path in connection_record.info.pop(_STAGES, []):
+        if dbapi_connection is not None:
+            with contextlib.suppress(Exception):  # never attached, or still in a transaction: deleted anyway
+                dbapi_connection.execute(f"DETACH DATABASE {schema}")
+        _remove_files(path)
+
+
+def _remove_stale_stages(database: Path) -> None:
+    """Delete staging files left by processes that no longer run (a load killed before its check-in)."""
+    for path in database.parent.glob(f"{database.name}{STAGE_SUFFIX}*"):
+        pid = path.name.removeprefix(f"{database.name}{STAGE_SUFFIX}").split("-", 1)[0]
+        if pid.isdigit() and not _running(int(pid)):
+            _remove_files(path)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def _remove_files(path: Path) -> None:
+    for suffix in ("", "-journal", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
 def _python_values(series: pd.Series) -> list:

@@ -8,6 +8,7 @@ leaves the previous load fully in place and readers never see a mix of old and n
 from __future__ import annotations
 
 import hashlib
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from recgen.constants import (
     SOCIAL_NETWORK,
     USER_FEATURES,
 )
-from recgen.db import insert_frame, migrate, utc_now
+from recgen.db import insert_frame, migrate, replace_rows, utc_now
 from recgen.errors import ConfigError, DataError
 from recgen.features import INTERACTION_FIELDS, write_interaction_cache
 from recgen.progress import Reporter, as_reporter
@@ -231,14 +232,14 @@ class _Load:
         self.tick(len(self.records))  # one record per file loaded
 
     def _simple(self, name: str, table: Table, frame: pd.DataFrame, rows_in_file: int, start: float) -> None:
-        _replace(self.conn, table, frame)
+        replace_rows(self.conn, table, frame)
         self._record(name, table, len(frame), rows_in_file)
         self.say(f"{name}: {rows_in_file:,} rows -> {len(frame):,} {table.name} rows, {_since(start)}")
 
     def _daily(self) -> pd.DataFrame:
         start = time.perf_counter()
         daily = read_daily(self.data)
-        _replace(self.conn, video_daily, daily)
+        replace_rows(self.conn, video_daily, daily)
         self._record(ITEM_DAILY_FEATURES, video_daily, len(daily), len(daily))
         self.say(f"{ITEM_DAILY_FEATURES}: {len(daily):,} rows, {_since(start)}")
         return summarise_daily(daily)
@@ -248,14 +249,15 @@ class _Load:
         frame, rejected = read_interactions(self.data, BIG_MATRIX)
         rows_in_file = len(frame) + len(rejected)
         frame, rejected = self._check_ids(BIG_MATRIX, frame, rejected)
-        evaluated = _pair_keys(*self._eval_pairs())
-        leaked = np.isin(_pair_keys(frame["user_id"], frame["video_id"]), evaluated)
+        evaluated = self._eval_pair_keys()
+        # A hash lookup: np.isin sorts both sides, 6 s for 12.5M keys against 4.7M instead of 0.7 s.
+        leaked = pd.Series(_pair_keys(frame["user_id"], frame["video_id"])).isin(evaluated).to_numpy()
         frame, rejected = _set_aside(
             frame, rejected, leaked, None, f"(user_id, video_id) pair is in {SMALL_MATRIX}, the evaluation matrix"
         )
         self._reject(BIG_MATRIX, rejected, rows_in_file)
         frame, dropped = drop_exact_duplicates(frame.reset_index(drop=True))
-        _replace(self.conn, train_interactions, frame, rebuild_indexes=True)
+        replace_rows(self.conn, train_interactions, frame)
         self.interactions[train_interactions.name] = frame[[*INTERACTION_FIELDS, "video_duration"]]
         self._record(BIG_MATRIX, train_interactions, len(frame), rows_in_file)
         self.say(f"{BIG_MATRIX}: {rows_in_file:,} rows, {dropped:,} duplicates dropped, {_since(start)}")
@@ -272,7 +274,7 @@ class _Load:
         )
         self._reject(SMALL_MATRIX, rejected, rows_in_file)
         frame = frame.reset_index(drop=True)
-        _replace(self.conn, eval_interactions, frame, rebuild_indexes=True)
+        replace_rows(self.conn, eval_interactions, frame)
         self.interactions[eval_interactions.name] = frame[[*INTERACTION_FIELDS, "video_duration"]]
         self._record(SMALL_MATRIX, eval_interactions, len(frame), rows_in_file)
         without_time = int(frame["time"].isna().sum())
@@ -286,16 +288,17 @@ class _Load:
             frame, rejected = _set_aside(frame, rejected, unknown, column, f"{column} is not in {table.name}")
         return frame, rejected
 
-    def _eval_pairs(self) -> tuple[np.ndarray, np.ndarray]:
-        """(user_id, video_id) of the evaluation matrix: loaded now, or as stored."""
+    def _eval_pair_keys(self) -> np.ndarray:
+        """`_pair_keys` of the evaluation matrix's (user_id, video_id): loaded now, or as stored."""
         if eval_interactions.name in self.interactions:
             frame = self.interactions[eval_interactions.name]
-            return frame["user_id"].to_numpy(), frame["video_id"].to_numpy()
+            return _pair_keys(frame["user_id"], frame["video_id"])
         cursor = self.conn.connection.dbapi_connection.cursor()
-        cursor.execute(f"SELECT user_id, video_id FROM {eval_interactions.name}")
-        pairs = np.array(cursor.fetchall(), dtype=np.int64).reshape(-1, 2)
+        # Packed by SQLite, one int per row straight into numpy: 3x faster than 4.7M (user, video) tuples.
+        cursor.execute(f"SELECT (user_id << 32) | video_id FROM {eval_interactions.name}")
+        keys = np.fromiter(itertools.chain.from_iterable(cursor), dtype=np.int64)
         cursor.close()
-        return pairs[:, 0], pairs[:, 1]
+        return keys
 
     def _reject(self, name: str, rejected: pd.DataFrame, rows_in_file: int) -> None:
         """Record the file's set-aside rows, or refuse the load if they are too large a share of it."""
@@ -325,12 +328,12 @@ class _Load:
         if daily_summary is None:  # unchanged, but its latest rows still describe the videos
             daily_summary = summarise_daily(read_daily(self.data))
         frame = build_videos(captions, tags, daily_summary)
-        _replace(self.conn, videos, frame)
+        replace_rows(self.conn, videos, frame)
         if CAPTION_CATEGORY in changed:
             self._record(CAPTION_CATEGORY, videos, len(captions), len(captions))
             self.say(f"{CAPTION_CATEGORY}: {len(captions):,} rows -> videos")
         if ITEM_CATEGORIES in changed:
-            _replace(self.conn, video_tags, pairs)
+            replace_rows(self.conn, video_tags, pairs)
             self._record(ITEM_CATEGORIES, video_tags, len(pairs), len(tags))
             self.say(f"{ITEM_CATEGORIES}: {len(tags):,} rows -> {len(pairs):,} video_tags rows")
         self.say(f"videos: {len(frame):,} rows rebuilt, {_since(start)}")
@@ -388,21 +391,6 @@ def _fill_durations_from_interactions(conn: Connection, in_memory: dict[str, pd.
         statement,
         [{"vid": int(v), "duration": None if np.isnan(d) else float(d)} for v, d in medians.items()],
     )
-
-
-def _replace(conn: Connection, table: Table, frame: pd.DataFrame, *, rebuild_indexes: bool = False) -> None:
-    """Replace the table's rows with `frame`; secondary indexes are rebuilt after the load if asked.
-
-    SQLite builds an index over sorted keys several times faster than it maintains one row by row
-    (2M interactions: 3.8 s instead of 10.2 s), and the DDL stays inside the caller's transaction.
-    """
-    conn.execute(delete(table))
-    indexes = sorted(table.indexes, key=lambda index: index.name) if rebuild_indexes else []
-    for index in indexes:
-        index.drop(conn)
-    insert_frame(conn, table, frame[[c.name for c in table.columns]])
-    for index in indexes:
-        index.create(conn)
 
 
 def _has_unknown_ids(conn: Connection, table: Table) -> bool:

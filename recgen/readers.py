@@ -289,7 +289,7 @@ def _diagnose(source: DataSource, name: str, exc: pa.ArrowInvalid) -> DataError:
         what = "not a number"
         if kind == INT:
             # A fraction, an infinity or a number beyond int64 (pyarrow names neither column nor line).
-            fraction = (number.notna() & ((number != number.round()) | ~(number.abs() < 2**63))).to_numpy()
+            fraction = (number.notna() & ((number != number.round()) | (number.abs() > 2**63))).to_numpy()
             bad, what = bad | fraction, "not an integer"
         if bad.any():
             index = int(np.argmax(bad))
@@ -411,26 +411,30 @@ class _Problems:
 
     def __init__(self, n_rows: int):
         self.bad = np.zeros(n_rows, dtype=bool)
-        self.column = np.full(n_rows, None, dtype=object)
-        self.reason = np.full(n_rows, None, dtype=object)
+        # (rows newly bad, column, reason) per check that found any: object arrays over every row of a clean
+        # 12.5M-row file would cost 0.6 s for nothing.
+        self.found: list[tuple[np.ndarray, str, str]] = []
 
     def add(self, mask, column: str, reason: str) -> None:
         new = np.asarray(mask, dtype=bool) & ~self.bad
         if new.any():
             self.bad |= new
-            self.column[new] = column
-            self.reason[new] = f"{column} {reason}"
+            self.found.append((np.flatnonzero(new), column, f"{column} {reason}"))
 
     def frame(self, values: pd.DataFrame) -> pd.DataFrame:
         """line (1 = header), column, offending value as text, reason: one row per bad row, in file order."""
         rows = np.flatnonzero(self.bad)
-        columns = self.column[rows]
+        columns = np.full(len(rows), None, dtype=object)
+        reasons = np.full(len(rows), None, dtype=object)
+        for found, column, reason in self.found:
+            at = np.searchsorted(rows, found)
+            columns[at], reasons[at] = column, reason
         shown = pd.Series(None, index=rows, dtype=object)
         for column in pd.unique(columns):
             here = rows[columns == column]
             shown[here] = values[column].iloc[here].astype(str).where(values[column].iloc[here].notna(), None).array
         return pd.DataFrame(
-            {"line": rows + 2, "column": columns, "value": shown.to_numpy(), "reason": self.reason[rows]},
+            {"line": rows + 2, "column": columns, "value": shown.to_numpy(), "reason": reasons},
             columns=REJECTED_COLUMNS,
         )
 
@@ -503,8 +507,19 @@ def drop_exact_duplicates(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     dropped = int(repeated.sum())
     if not dropped:
         return frame, 0
-    # `take` of the kept positions: a boolean mask over the frame is ~1.5x slower here (5 s at 12.5M rows).
-    return frame.take(np.flatnonzero(~repeated)).reset_index(drop=True), dropped
+    return _take_rows(frame, np.flatnonzero(~repeated)), dropped
+
+
+def _take_rows(frame: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
+    """`frame.take(positions)` with a fresh RangeIndex, column by column with numpy's and Arrow's own takes
+    (11.5M of 12.5M rows: ~2.4 s instead of ~3.4 s)."""
+    return pd.DataFrame(
+        {
+            column: values.to_numpy()[positions] if isinstance(values.dtype, np.dtype) else values.array.take(positions)
+            for column, values in frame.items()
+        },
+        copy=False,
+    )
 
 
 def _row_keys(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:

@@ -45,7 +45,7 @@ def kill_before(module, name, when=lambda *args, **kwargs: True):
 
 POINTS = {
     # the training log inserted inside the ingest transaction, not committed
-    "ingest": lambda: kill_after(ingest, "insert_frame", lambda conn, table, frame: table.name == "train_interactions"),
+    "ingest": lambda: kill_after(ingest, "replace_rows", lambda conn, table, frame: table.name == "train_interactions"),
     # the catalogue read, the interactions not yet
     "features": lambda: kill_before(features, "load_interactions"),
     # the trained model fully written under its temporary name, not yet renamed or recorded

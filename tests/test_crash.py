@@ -12,6 +12,7 @@ import pandas as pd
 from conftest import isolated_copy, run_cli
 from kill_at import POINTS
 
+from recgen.constants import STAGE_SUFFIX
 from recgen.model import file_sha256
 
 KILL_AT = Path(__file__).with_name("kill_at.py")
@@ -76,6 +77,7 @@ def test_a_run_killed_inside_any_stage_leaves_the_last_publication_and_the_next_
     for table in ("recommendations", "user_metrics", "run_metrics"):
         assert set(query(db, f"SELECT DISTINCT run_id FROM {table}")["run_id"]) <= published_ids, table
     assert not list(models_dir.glob(".tmp-*"))
+    assert not list(db.parent.glob(f"{db.name}{STAGE_SUFFIX}*"))  # the killed ingest's staging file too
     for _, row in query(db, "SELECT path, sha256 FROM models").iterrows():
         assert not Path(row["path"]).exists() or file_sha256(Path(row["path"])) == row["sha256"]
     assert integrity(db) == "ok"
