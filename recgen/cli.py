@@ -318,12 +318,13 @@ def report(db, out_dir) -> None:
         recgen report --db output/recs.db
     """
     from recgen.batch import BatchOptions, job_lock, lock_path
-    from recgen.db import get_engine
+    from recgen.db import existing_engine
     from recgen.report import write_report
 
     folder = out_dir or BatchOptions(db=db).report_dir
+    engine = existing_engine(db)
     with job_lock(lock_path(db)):  # it rewrites data_profile: never while a run writes
-        written = write_report(get_engine(db), folder, progress=_log)
+        written = write_report(engine, folder, progress=_log)
     click.echo(f"wrote {written}")
 
 
@@ -338,11 +339,11 @@ def evaluate_command(db, run_id) -> None:
 
         recgen evaluate --run 12
     """
-    from recgen.db import get_engine
+    from recgen.db import existing_engine
     from recgen.errors import MissingInputError
     from recgen.evaluate import metrics_table
 
-    found, table = metrics_table(get_engine(db), run_id)
+    found, table = metrics_table(existing_engine(db), run_id)
     if table.empty:
         raise MissingInputError(f"no metrics for {'run ' + str(run_id) if run_id else 'any published run'} in {db}")
     click.echo(f"run {found}")

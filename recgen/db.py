@@ -12,10 +12,10 @@ import pandas as pd
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, Table, create_engine, delete, event, inspect, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 from recgen.constants import INSERT_CHUNK_ROWS, STAGE_MIN_ROWS, STAGE_SUFFIX
-from recgen.errors import OutputError
+from recgen.errors import MissingInputError, OutputError
 from recgen.schema import VIEWS
 
 # Installed wheels carry the migrations as recgen/migrations; a source checkout has them at the top level.
@@ -26,12 +26,13 @@ MIGRATIONS_DIR = next(
 )
 
 
-def database_url(db: str | Path) -> str:
-    """A SQLAlchemy URL from a URL or a file path (`output/recs.db` -> `sqlite:///output/recs.db`)."""
+def database_url(db: str | Path) -> str | URL:
+    """A SQLAlchemy URL from a URL (`postgresql://...`) or a file path, taken literally: a `?` or `%41` in
+    a folder name is part of the path, not URL syntax."""
     text_db = str(db)
     if "://" in text_db:
         return text_db
-    return f"sqlite:///{Path(text_db)}"
+    return URL.create("sqlite", database=str(Path(text_db)))
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -54,6 +55,18 @@ def get_engine(db: str | Path) -> Engine:
     engine = create_engine(url)
     if url.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def existing_engine(db: str | Path) -> Engine:
+    """An engine for a database that must already hold recgen's tables (commands that only read it)."""
+    url = make_url(database_url(db))
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        if not Path(url.database).is_file():
+            raise MissingInputError(f"no database at {url.database} (run `recgen run-batch` first, or pass --db)")
+    engine = get_engine(db)
+    if not inspect(engine).has_table("runs"):
+        raise MissingInputError(f"{db} is not a recgen database (it has no runs table)")
     return engine
 
 

@@ -2,6 +2,7 @@
 130 and 143 (Ctrl-C, SIGTERM) are proven on real processes in test_crash.py."""
 
 import shutil
+import sqlite3
 
 import pytest
 from conftest import run_cli
@@ -43,8 +44,16 @@ def test_66_missing_input(tmp_path):
     db = str(tmp_path / "recs.db")
     missing = run_cli("ingest", "--data-dir", str(tmp_path / "nowhere"), "--db", db)
     assert missing.exit_code == 66 and "nowhere" in missing.stderr
-    nothing = run_cli("evaluate", "--db", db)  # no published run yet
+    nothing = run_cli("evaluate", "--db", db)  # a recgen database, but no published run yet
     assert nothing.exit_code == 66 and "no metrics" in nothing.stderr
+    for command in ("evaluate", "report"):
+        absent = run_cli(command, "--db", str(tmp_path / "absent.db"))
+        assert absent.exit_code == 66 and "no database at" in absent.stderr
+        assert not (tmp_path / "absent.db").exists()  # reading never creates a database
+    other = tmp_path / "other.db"
+    sqlite3.connect(other).execute("CREATE TABLE t (x)").connection.close()
+    foreign = run_cli("evaluate", "--db", str(other))
+    assert foreign.exit_code == 66 and "not a recgen database" in foreign.stderr
 
 
 def test_70_internal_error_says_it_is_a_bug(published, monkeypatch):
@@ -71,16 +80,15 @@ def test_73_cannot_write_or_use_the_database(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_75_locked(tiny_sample, tmp_path):
+def test_75_locked(published, tiny_sample, tmp_path):
     db = tmp_path / "recs.db"
     with job_lock(lock_path(str(db))):
-        for args in (
-            ["run-batch", "--data-dir", str(tiny_sample)],
-            ["ingest", "--data-dir", str(tiny_sample)],
-            ["report"],
-        ):
+        for args in (["run-batch", "--data-dir", str(tiny_sample)], ["ingest", "--data-dir", str(tiny_sample)]):
             result = run_cli(*args, "--db", str(db))
             assert result.exit_code == 75 and "another recgen job is running" in result.stderr
+    with job_lock(lock_path(str(published[0]))):  # the report rewrites data_profile
+        result = run_cli("report", "--db", str(published[0]), "--out", str(tmp_path / "report"))
+        assert result.exit_code == 75 and "another recgen job is running" in result.stderr
 
 
 def test_78_bad_configuration(tmp_path):
