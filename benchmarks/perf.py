@@ -4,7 +4,7 @@ Run by hand (not part of the test suite); it takes about 15 minutes on a 2-core 
 
     python benchmarks/perf.py                                  # samples under /tmp/recgen-bench
     python benchmarks/perf.py --full-sample /tmp/full/s42      # reuse an existing full-scale sample
-    python benchmarks/perf.py --scales full --warm-runs 5 --model seed
+    python benchmarks/perf.py --scales full --warm-runs 5 --model seed    # the seed notebook's model
 
 For each scale it generates the synthetic sample once (`recgen sample DIR --scale S --seed 42`, reused when
 present), then runs, each as a child process so that its wall time and peak RSS (`os.wait4`) are its own:
@@ -53,6 +53,8 @@ import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from recgen.constants import DEFAULT_MODEL
+
 STAGES = ("ingest", "features", "train", "recommend", "evaluate")
 TARGETS = {  # the issue's targets, full scale
     "cold_seconds": 360.0,
@@ -75,7 +77,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("/tmp/recgen-bench"), help="samples and databases")
     parser.add_argument("--full-sample", type=Path, default=None, help="an existing --scale full sample")
     parser.add_argument("--scales", default="small,full", help="comma-separated: tiny, small, full")
-    parser.add_argument("--model", default="seed", help="model family passed to run-batch --model")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="model family passed to run-batch --model")
     parser.add_argument("--warm-runs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--skip-references", action="store_true")
@@ -200,7 +202,7 @@ def measure_in_process(db: str, model_name: str) -> dict[str, float]:
     """Scoring, evaluation and training throughput on a database after a run (imports TensorFlow)."""
     import numpy as np
 
-    from recgen import baselines, evaluate, features, model, recommend
+    from recgen import baselines, evaluate, families, features, model, recommend
     from recgen.db import get_engine
 
     engine = get_engine(db)
@@ -212,7 +214,7 @@ def measure_in_process(db: str, model_name: str) -> dict[str, float]:
             "SELECT path, train_rows, epochs_trained, train_seconds FROM models WHERE name = ? ORDER BY id DESC",
             (model_name,),
         ).first()
-    scorer = model.KerasScorer(model.load(Path(path)), n_videos)
+    scorer = families.family(model_name, 42).scorer(model.load(Path(path)), catalog)
     users = np.unique(train_rows.users)
     seen = features.seen_matrix_indptr(train_rows, len(catalog.user_ids))
     started = time.perf_counter()

@@ -202,6 +202,9 @@ def save(model: keras.Model, directory: Path) -> tuple[Path, str]:
 
 
 def load(path: Path) -> keras.Model:
+    """A saved model of any recgen family (their custom layers are registered on import)."""
+    from recgen import hybrid  # noqa: F401
+
     return keras.saving.load_model(path, compile=False)
 
 

@@ -1,7 +1,14 @@
 """Shared fixtures: a tiny generated sample, and a database after one real `recgen run-batch` on it."""
 
 import shutil
+import socket
 import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -68,3 +75,34 @@ def published(tmp_path_factory, tiny_sample):
     result = run_cli("run-batch", "--data-dir", str(tiny_sample), "--db", str(db))
     assert result.exit_code == 0, result.output
     return db, result
+
+
+@contextmanager
+def datasette_server(db, log_path):
+    """The command analysts run, `datasette DB`, as a real server on a free 127.0.0.1 port; yields its URL."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = open(log_path, "w")  # a file, not a pipe nobody reads, so the server never blocks
+    command = [sys.executable, "-m", "datasette", str(db), "--host", "127.0.0.1", "--port", str(port)]
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/-/versions.json", timeout=5):
+                    break
+            except (urllib.error.URLError, ConnectionError):
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError(f"datasette did not start: {Path(log_path).read_text()}") from None
+                time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+        log.close()

@@ -5,17 +5,13 @@ the server and need no JavaScript. Skipped when Chromium is not installed (Debia
 chromium`). The screenshots stay in the test's tmp_path for a human to look at.
 """
 
-import json
 import shutil
-import socket
 import sqlite3
 import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 
 import pytest
+from conftest import datasette_server
 
 from recgen import publish
 from recgen.db import get_engine
@@ -34,12 +30,6 @@ FLAGS = (
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(published, tmp_path_factory):
     """A datasette subprocess serving a refreshed copy of the published database."""
@@ -53,36 +43,11 @@ def server(published, tmp_path_factory):
     engine = get_engine(path)
     publish.refresh(engine)
     engine.dispose()
-    port = _free_port()
-    log = (work / "datasette.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "datasette", str(path), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base}/-/versions.json", timeout=5) as response:
-                json.loads(response.read())
-            break
-        except (urllib.error.URLError, ConnectionError):
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                raise RuntimeError(f"datasette did not start: {(work / 'datasette.log').read_text()}") from None
-            time.sleep(0.1)
     conn = sqlite3.connect(path)
     user = conn.execute("SELECT min(user_id) FROM latest_user_metrics").fetchone()[0]
     conn.close()
-    yield base, user
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=5)
-    log.close()
+    with datasette_server(path, work / "datasette.log") as base:
+        yield base, user
 
 
 def chromium(tmp_path, *args: str) -> str:

@@ -5,10 +5,7 @@ import hashlib
 import json
 import re
 import shutil
-import socket
 import sqlite3
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.parse
@@ -16,7 +13,7 @@ import urllib.request
 
 import pytest
 import sqlite_utils
-from conftest import backup_copy
+from conftest import backup_copy, datasette_server
 from datasette.app import Datasette
 from sqlalchemy import insert
 
@@ -379,12 +376,6 @@ def test_a_database_that_becomes_recgen_is_noticed(tmp_path):
     assert "run_history" in {q["name"] for q in fetch_json(ds, "/recs.json")["queries"]}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _get_json(url: str, deadline: float):
     while True:
         try:
@@ -397,28 +388,12 @@ def _get_json(url: str, deadline: float):
 
 
 def test_datasette_cli_serves_metadata_and_queries(recs_db, tmp_path):
-    port = _free_port()
     before = fingerprint(recs_db)
-    log = (tmp_path / "datasette.log").open("w")  # a file, not a pipe nobody reads, so the server never blocks
-    server = subprocess.Popen(
-        [sys.executable, "-m", "datasette", str(recs_db), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
+    with datasette_server(recs_db, tmp_path / "datasette.log") as base:
         metadata = _get_json(f"{base}/-/metadata.json", deadline=time.monotonic() + 20)
         assert metadata["databases"]["recs"]["tables"]["runs"]["description"] == schema.runs.comment
         rows = _get_json(f"{base}/recs/user_recommendations.json?user_id=8&_shape=array", time.monotonic() + 5)
         assert [r["video_id"] for r in rows] == [102, 101]
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=5)
-        log.close()
     assert fingerprint(recs_db) == before
 
 

@@ -12,18 +12,14 @@ write statements on a hand-made database; these extend that to the full list, th
 import asyncio
 import hashlib
 import shutil
-import socket
 import sqlite3
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import backup_copy
+from conftest import backup_copy, datasette_server
 from datasette.app import Datasette
 
 from recgen import plugin
@@ -259,12 +255,6 @@ def test_posting_to_every_route_changes_nothing(recs_db):
     assert state(recs_db) == before
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _http(url: str, data: bytes | None = None, timeout: float = 10) -> tuple[int, bytes]:
     request = urllib.request.Request(url, data=data, method="POST" if data is not None else "GET")
     try:
@@ -277,25 +267,7 @@ def _http(url: str, data: bytes | None = None, timeout: float = 10) -> tuple[int
 def test_the_datasette_command_refuses_every_write_over_http(recs_db, tmp_path):
     """The exact command analysts run, `datasette output/recs.db`, as a real server on 127.0.0.1."""
     before = state(recs_db)
-    port = _free_port()
-    log = (tmp_path / "datasette.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "datasette", str(recs_db), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                status, _ = _http(f"{base}/-/versions.json", timeout=2)
-                break
-            except (urllib.error.URLError, ConnectionError):
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise
-                time.sleep(0.2)
-        assert status == 200
+    with datasette_server(recs_db, tmp_path / "datasette.log") as base:
         sample = [sql for sql in writes(tmp_path) if any(sql.startswith(kind) for kind in SERVER_SAMPLE)]
         assert len(sample) >= len(SERVER_SAMPLE)
         refused = [_http(f"{base}/recs.json?" + urllib.parse.urlencode({"sql": sql}))[0] for sql in sample]
@@ -307,14 +279,6 @@ def test_the_datasette_command_refuses_every_write_over_http(recs_db, tmp_path):
         kinds += [path for path in route_paths(recs_db) if path.startswith(plugin.ROUTE_PREFIX)]
         posted = {path: _http(f"{base}{path}", data=form)[0] for path in kinds}
         assert all(code < 500 for path, code in posted.items() if path.startswith(plugin.ROUTE_PREFIX)), posted
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=5)
-        log.close()
     assert state(recs_db) == before
     assert not [name for name in CREATED_BY_WRITES if (tmp_path / name).exists()]
 
