@@ -307,16 +307,17 @@ def prune(engine: Engine, keep_runs: int, models_dir: Path, log: Log) -> None:
         if stale:
             removed = sum(conn.execute(delete(t).where(t.c.run_id.in_(stale))).rowcount for t in RUN_OUTPUTS)
             conn.execute(update(runs).where(runs.c.id.in_(stale)).values(pruned_at=utc_now()))
-            log(f"retention: kept the last {keep_runs} published run(s); removed {removed:,} rows of {len(stale)}")
+            log(f"retention: kept the last {keep_runs} published run(s); removed {removed:,} rows of {len(stale)} more")
         newest = select(func.max(models.c.id)).group_by(models.c.name, models.c.settings_key)
         used = select(runs.c.model_id).where(runs.c.id.in_(kept_ids))
         retired = conn.execute(
             select(models.c.id, models.c.path).where(models.c.id.not_in(newest), models.c.id.not_in(used))
         ).all()
-    for row in retired:
-        Path(row.path).unlink(missing_ok=True)
-    if retired:
-        log(f"retention: deleted {len(retired)} model file(s) no kept run uses")
+    deleted = [Path(row.path) for row in retired if Path(row.path).is_file()]
+    for path in deleted:
+        path.unlink(missing_ok=True)
+    if deleted:
+        log(f"retention: deleted {len(deleted)} model file(s) no kept run uses")
 
 
 def _checkpoint(engine: Engine) -> None:
