@@ -36,8 +36,13 @@ def changed_copy(tiny_sample, target):
     return target
 
 
+def _interruptible() -> None:
+    """In the child: SIGINT as on a terminal, even when the test runs where it is ignored (a background job)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def recgen_process(*args, **popen):
-    return subprocess.Popen([sys.executable, "-m", "recgen", *args], text=True, **popen)
+    return subprocess.Popen([sys.executable, "-m", "recgen", *args], text=True, preexec_fn=_interruptible, **popen)
 
 
 def test_a_run_killed_inside_any_stage_leaves_the_last_publication_and_the_next_run_succeeds(
