@@ -227,15 +227,9 @@ def read_typed(source: DataSource, name: str) -> pd.DataFrame:
     """
     _check_columns(name, _header(source, name))
     kinds = KINDS[name]
-    convert = pacsv.ConvertOptions(
-        column_types={c: _ARROW_TYPES.get(k, pa.string()) for c, k in kinds.items()},
-        include_columns=list(kinds),
-        null_values=[""],
-        strings_can_be_null=True,
-    )
     try:
         with source.open(name) as stream:
-            table = pacsv.read_csv(stream, convert_options=convert)
+            table = pacsv.read_csv(stream, convert_options=_typed_options(kinds))
     except pa.ArrowInvalid as exc:
         raise _diagnose(source, name, exc) from None
     for column, kind in kinds.items():
@@ -264,26 +258,12 @@ def _nullable_int(values: pd.Series, name: str, column: str) -> pd.Series:
 def _diagnose(source: DataSource, name: str, exc: pa.ArrowInvalid) -> DataError:
     """Turn pyarrow's error (which names no line) into one naming the column and the first bad line."""
     kinds = KINDS[name]
-    parse = pacsv.ParseOptions(invalid_row_handler=lambda _row: "error")
-    convert = pacsv.ConvertOptions(
-        column_types=dict.fromkeys(kinds, pa.string()),
-        include_columns=list(kinds),
-        null_values=[""],
-        strings_can_be_null=True,  # an empty field is missing, not the bad value '' of an earlier line
-    )
-    try:
-        with source.open(name) as stream:
-            # Single-threaded so that pyarrow reports the physical row number of a malformed line.
-            table = pacsv.read_csv(
-                stream, read_options=pacsv.ReadOptions(use_threads=False), parse_options=parse, convert_options=convert
-            )
-    except pa.ArrowInvalid as again:
-        return DataError(f"{name}: {_one_line(again).removeprefix('CSV parse error: ')}")
+    table = _read_as_text(source, name)  # a structural problem raises its own DataError here
     first: tuple[int, str, str, str] | None = None
     for column, kind in kinds.items():
         if kind in (TEXT, TEXT_NULL):
             continue
-        text = table.column(column).to_pandas()
+        text = table[column]
         number = pd.to_numeric(text, errors="coerce")
         bad = (text.notna() & number.isna()).to_numpy()
         what = "not a number"
@@ -363,8 +343,8 @@ def read_interactions(source: DataSource, name: str) -> tuple[pd.DataFrame, pd.D
             table = pacsv.read_csv(stream, convert_options=_typed_options(kinds))
         values = table.to_pandas()
         text = None
-    except pa.ArrowInvalid as exc:
-        text = _read_as_text(source, name, exc)
+    except pa.ArrowInvalid:
+        text = _read_as_text(source, name)
         values = pd.DataFrame({c: text[c] if k.startswith(TEXT) else _to_number(text[c]) for c, k in kinds.items()})
     problems = _Problems(len(values))
     for column, kind in kinds.items():
@@ -448,7 +428,7 @@ def _typed_options(kinds: dict[str, str]) -> pacsv.ConvertOptions:
     )
 
 
-def _read_as_text(source: DataSource, name: str, typed_error: pa.ArrowInvalid) -> pd.DataFrame:
+def _read_as_text(source: DataSource, name: str) -> pd.DataFrame:
     """Every column as text (None for empty), for a file whose values did not all parse; a structural
     problem (field count, encoding) is still a DataError for the whole file."""
     kinds = KINDS[name]

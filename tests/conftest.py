@@ -11,6 +11,7 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -60,6 +61,12 @@ def isolated_copy(db, target_dir):
             )
     conn.close()
     return copy
+
+
+def query(db, sql, *params):
+    """A query's result as a DataFrame, read through a fresh sqlite3 connection."""
+    with sqlite3.connect(db) as conn:
+        return pd.read_sql_query(sql, conn, params=params)
 
 
 def run_cli(*args: str, env: dict | None = None):

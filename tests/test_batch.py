@@ -5,15 +5,10 @@ import sqlite3
 
 import pandas as pd
 import pytest
-from conftest import backup_copy, run_cli
+from conftest import backup_copy, query, run_cli
 
 from recgen.batch import job_lock, lock_path
 from recgen.constants import SMALL_MATRIX, TOP_K
-
-
-def query(db, sql, *params):
-    with sqlite3.connect(db) as conn:
-        return pd.read_sql_query(sql, conn, params=params)
 
 
 def test_every_user_gets_k_distinct_unseen_videos_in_rank_order(published):

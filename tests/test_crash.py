@@ -9,18 +9,13 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-from conftest import isolated_copy, run_cli
+from conftest import isolated_copy, query, run_cli
 from kill_at import POINTS
 
 from recgen.constants import STAGE_SUFFIX
 from recgen.model import file_sha256
 
 KILL_AT = Path(__file__).with_name("kill_at.py")
-
-
-def query(db, sql, *params):
-    with sqlite3.connect(db) as conn:
-        return pd.read_sql_query(sql, conn, params=params)
 
 
 def integrity(db) -> str:

@@ -222,12 +222,7 @@ def test_every_table_view_and_column_is_described(recs_db):
     tables = metadata["databases"]["recs"]["tables"]
     actual = recgen_columns(recs_db)
     assert set(schema.VIEWS) <= set(actual)
-    for name, columns in actual.items():
-        if name == "alembic_version":
-            continue
-        assert tables[name]["description"], name
-        for column in columns:
-            assert tables[name]["columns"].get(column), f"{name}.{column} has no description"
+    assert_every_column_described(tables, actual)
     # Views inherit their table's column descriptions; units are part of the descriptions.
     assert tables["latest_recommendations"]["columns"] == tables["recommendations"]["columns"]
     assert "(s)" in tables["runs"]["columns"]["train_seconds"]
@@ -507,16 +502,21 @@ def test_search_box_on_videos_is_cjk_aware(refreshed):
     assert rows and len(rows) >= min(len(like_matches(refreshed, "美食")), 100)
 
 
-def test_every_table_of_a_real_run_is_described(refreshed):
-    tables = fetch_json(Datasette([str(refreshed)]), "/-/metadata.json")["databases"]["recs"]["tables"]
-    actual = recgen_columns(refreshed)
-    assert {"videos_fts", "videos_fts_content", "data_profile", "sqlite_stat1"} <= set(actual)
+def assert_every_column_described(tables: dict, actual: dict[str, list[str]]) -> None:
+    """Every table of the file (Alembic's own aside) and each of its columns has a description in metadata."""
     for name, columns in actual.items():
         if name == "alembic_version":
             continue
         assert tables[name]["description"], name
         for column in columns:
             assert tables[name]["columns"].get(column), f"{name}.{column} has no description"
+
+
+def test_every_table_of_a_real_run_is_described(refreshed):
+    tables = fetch_json(Datasette([str(refreshed)]), "/-/metadata.json")["databases"]["recs"]["tables"]
+    actual = recgen_columns(refreshed)
+    assert {"videos_fts", "videos_fts_content", "data_profile", "sqlite_stat1"} <= set(actual)
+    assert_every_column_described(tables, actual)
     assert tables["videos_fts_content"]["hidden"] and tables["sqlite_stat1"]["hidden"]
     assert not tables["data_profile"].get("hidden")
 

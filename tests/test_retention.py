@@ -5,16 +5,10 @@ import hashlib
 import os
 import sqlite3
 
-import pandas as pd
-from conftest import isolated_copy, run_cli
+from conftest import isolated_copy, query, run_cli
 
 NIGHTS = 30
 KEEP = 3
-
-
-def query(db, sql, *params):
-    with sqlite3.connect(db) as conn:
-        return pd.read_sql_query(sql, conn, params=params)
 
 
 def on_disk(db) -> int:
