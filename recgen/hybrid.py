@@ -71,7 +71,7 @@ class HybridSettings:
     learning_rate: float = 2e-3
     epochs: int = 12
     list_size: int = 32  # training rows per list (one user each)
-    batch_lists: int = 256  # lists per batch: 8,192 rows
+    batch_lists: int = 512  # lists per batch: 16,384 rows (ranked as well as 8,192, and trains faster: ListTrainer)
     user_id_scale: float = 4.0  # per-user parameters move this much faster (see _tower); 8 overfits sooner
     ranking_weight: float = 0.0  # weight of a within-list ListNet loss next to the pointwise Huber loss
     temperature: float = 0.25  # of the target distribution softmax(target / temperature)
@@ -449,16 +449,27 @@ class ListLoss(keras.losses.Loss):
         }
 
 
-def list_model(pair_model: keras.Model, size: int) -> keras.Model:
-    """The training view of a hybrid model: (user, `size` videos) -> `size` scores, same towers."""
-    user = keras.Input(shape=(), dtype="int32", name="user")
-    videos = keras.Input(shape=(size,), dtype="int32", name="videos")
-    user_vec, user_bias = pair_model.get_layer("user_tower")(user)
-    video_vec, video_bias = pair_model.get_layer("video_tower")(ops.reshape(videos, (-1,)))
-    video_vec = ops.reshape(video_vec, (-1, size, video_vec.shape[-1]))
-    video_bias = ops.reshape(video_bias, (-1, size))
-    scores = ops.einsum("bd,bld->bl", user_vec, video_vec) + user_bias + video_bias
-    return keras.Model({"user": user, "videos": videos}, scores, name="hybrid_lists")
+class ListTrainer(keras.Model):
+    """The training view of a hybrid model: (user, `size` videos) -> `size` scores, through its towers.
+
+    The video tower runs once per distinct video of a batch and its outputs are gathered back to the rows:
+    at full scale a batch of 8,192 rows holds about 3,600 distinct videos and one of 16,384 about 4,900, and
+    the tower's dense layers are most of a step's work. Dropout in the video tower is then drawn per video
+    and batch instead of per row."""
+
+    def __init__(self, pair_model: keras.Model, size: int, **kwargs):
+        super().__init__(**kwargs)
+        self.user_tower = pair_model.get_layer("user_tower")
+        self.video_tower = pair_model.get_layer("video_tower")
+        self.size = size
+
+    def call(self, inputs, training=None):
+        user_vec, user_bias = self.user_tower(inputs["user"], training=training)
+        distinct, row_of = ops.unique(ops.reshape(inputs["videos"], (-1,)), sorted=False, return_inverse=True)
+        video_vec, video_bias = self.video_tower(distinct, training=training)
+        video_vec = ops.reshape(ops.take(video_vec, row_of, axis=0), (-1, self.size, video_vec.shape[-1]))
+        video_bias = ops.reshape(ops.take(video_bias[:, 0], row_of, axis=0), (-1, self.size))
+        return ops.einsum("bd,bld->bl", user_vec, video_vec) + user_bias + video_bias
 
 
 class TowerScorer:
@@ -514,7 +525,7 @@ def train(
     the best epoch's weights."""
     started = time.perf_counter()
     lists = make_lists(rows, settings.list_size, settings)
-    trainer = list_model(pair_model, settings.list_size)
+    trainer = ListTrainer(pair_model, settings.list_size)
     trainer.compile(
         optimizer=keras.optimizers.Adam(settings.learning_rate),
         loss=ListLoss(settings.ranking_weight, settings.temperature, settings.huber_delta, settings.row_weighted),
