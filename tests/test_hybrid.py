@@ -85,11 +85,16 @@ def test_cold_users_and_videos_are_scored_from_their_features(checkerboard):
     assert cold_video[lovers].mean() > 1.5 * cold_video[others].mean()
 
 
-def test_tower_scores_equal_the_keras_model_alone_in_a_batch_and_in_a_block(checkerboard):
+def test_tower_scores_equal_the_keras_model_alone_in_a_batch_and_in_a_block(checkerboard, monkeypatch):
     rows, _, keras_model, scorer, settings = checkerboard
     users, videos = rows.users[:300], rows.videos[:300]
     keras_scores = hybrid.inverse_target(model.predict(keras_model, users, videos), settings)
     np.testing.assert_allclose(scorer.score_pairs(users, videos), keras_scores, rtol=1e-4, atol=1e-5)
+    shuffled = np.random.default_rng(0).permutation(300)
+    monkeypatch.setattr(hybrid, "SCORE_BLOCK_USERS", 3)  # pairs of many users, scored three users at a time
+    np.testing.assert_allclose(
+        scorer.score_pairs(users[shuffled], videos[shuffled]), keras_scores[shuffled], rtol=1e-4, atol=1e-5
+    )
     alone = [scorer.score_pairs(users[i : i + 1], videos[i : i + 1])[0] for i in range(10)]
     np.testing.assert_allclose(alone, scorer.score_pairs(users, videos)[:10], rtol=1e-6)
     block = scorer.score_block(np.array([3, 4]))
