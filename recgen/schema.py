@@ -265,7 +265,7 @@ models = Table(
         "Hash of the model settings; with the data fingerprint it decides reloading",
         nullable=False,
     ),
-    _col("val_loss", Float, "Best validation loss (the model's training loss, on the 10% hold-out)"),
+    _col("val_loss", Float, "Best validation loss (the model's training loss, on the held-out lists or rows)"),
     _col("epochs_trained", Integer, "Epochs run before early stopping (count)"),
     _col("train_seconds", Float, "Training wall time (s)"),
     _col("train_rows", Integer, "Training examples (count)"),
