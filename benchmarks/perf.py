@@ -22,8 +22,9 @@ Stage times come from the `runs` table. In the same invocation, side by side, it
 - right after it, recgen's own insert path (`db.replace_rows`) of the same rows into train_interactions,
   without and with its indexes, and a whole big_matrix load through `ingest()` on a database that has
   everything else loaded (only big_matrix.csv changed), phase by phase: hashing the 7 files, parsing and
-  validating, the id and leak checks, de-duplicating, inserting with the indexes, the commit (WAL
-  checkpoint included) and the numpy cache; the whole load is shown as a ratio to the raw executemany;
+  validating, the id and leak checks, de-duplicating, inserting with the indexes, the commit and the numpy
+  cache (the WAL checkpoint runs in a thread beside the cache and is only in the whole, which waits for it);
+  the whole load is shown as a ratio to the raw executemany;
 - the seed notebook's data preparation: a per-row Python loop over interactions (`iterrows`) building each
   feature row (user index, video index, 15 video features, target), timed on 100,000 rows and scaled;
   recgen's training throughput (rows x epochs / training seconds) is shown as a ratio to it, and to the
@@ -345,7 +346,8 @@ def recgen_big_load(sample: Path, out: Path) -> dict[str, float]:
     The database is prepared untimed: a full ingest, then big_matrix's rows and `source_files` row removed
     (so the timed ingest sees only that file as changed, and inserts into an empty table as a cold run
     does). The phases are timed by wrapping the functions the load calls; `checks` is the rest of the
-    file's load (ids against the catalogue, leaks from the evaluation matrix, rejected rows).
+    file's load (ids against the catalogue, leaks from the evaluation matrix, rejected rows). `hash` sums the
+    time of ingest's two hashing threads, so it is more than the wall time they take.
     """
     from recgen import ingest, readers
 

@@ -18,6 +18,12 @@ INSERT_CHUNK_ROWS = 200_000
 # (`db.replace_rows`); below it, creating the file costs more than `executemany` of the rows.
 STAGE_MIN_ROWS = 1_000
 STAGE_SUFFIX = ".stage-"  # staging files are named <database>.stage-<pid>-<n>-<table>
+# Large tables are staged as consecutive slices written at once, one staging file per STAGE_ROWS_PER_WRITER
+# rows, up to WORKER_THREADS files. Each file stays attached until the transaction ends; SQLite attaches 10.
+STAGE_ROWS_PER_WRITER = 1_000_000
+# Threads for work that releases the GIL (hashing input files, writing staging files): the cores of the
+# 2-core machine recgen is sized for.
+WORKER_THREADS = 2
 
 # Paths. The default database is relative to the working directory; models, the embedded sample and the
 # lock live in the database's folder.

@@ -6,6 +6,8 @@ import contextlib
 import datetime as dt
 import itertools
 import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -14,7 +16,7 @@ from alembic.config import Config
 from sqlalchemy import Connection, Engine, Table, create_engine, delete, event, inspect, text
 from sqlalchemy.engine import URL, make_url
 
-from recgen.constants import INSERT_CHUNK_ROWS, STAGE_MIN_ROWS, STAGE_SUFFIX
+from recgen.constants import INSERT_CHUNK_ROWS, STAGE_MIN_ROWS, STAGE_ROWS_PER_WRITER, STAGE_SUFFIX, WORKER_THREADS
 from recgen.errors import MissingInputError, OutputError
 from recgen.schema import VIEWS
 
@@ -96,6 +98,29 @@ def ensure_views(engine: Engine) -> None:
             conn.execute(text(f"CREATE VIEW {name} AS {sql}"))
 
 
+@contextlib.contextmanager
+def checkpoint_deferred(conn: Connection) -> Iterator[None]:
+    """Inside, a commit on `conn` leaves its write-ahead log in place instead of copying it into the database
+    file itself (SQLite's automatic checkpoint, past 1000 pages of log), so that the caller can `checkpoint`
+    beside other work: after reloading big_matrix that copy is ~1 GB and ~1.8 s, nearly all of the commit."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    dbapi_connection = conn.connection.dbapi_connection
+    dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
+    try:
+        yield
+    finally:
+        dbapi_connection.execute("PRAGMA wal_autocheckpoint=1000")  # SQLite's default, which recgen keeps
+
+
+def checkpoint(engine: Engine) -> None:
+    """Copy the write-ahead log into the database file, without waiting for readers (PASSIVE)."""
+    if engine.url.get_backend_name() == "sqlite":
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+
+
 def insert_frame(conn: Connection, table: Table, frame: pd.DataFrame) -> int:
     """Insert a DataFrame through the DB-API `executemany`, in chunks, inside the caller's transaction.
 
@@ -125,9 +150,9 @@ def replace_rows(conn: Connection, table: Table, frame: pd.DataFrame) -> int:
     than it maintains one row by row.
     """
     frame = frame[[c.name for c in table.columns]]
-    stage = _stage(conn, table) if len(frame) >= STAGE_MIN_ROWS else None
-    if stage is not None:
-        return _copy_through_stage(conn, table, frame, *stage)
+    database = _staged_database(conn) if len(frame) >= STAGE_MIN_ROWS else None
+    if database is not None:
+        return _copy_through_stage(conn, table, frame, database)
     conn.execute(delete(table))
     indexes = sorted(table.indexes, key=lambda index: index.name)
     for index in indexes:
@@ -144,21 +169,22 @@ def replace_rows(conn: Connection, table: Table, frame: pd.DataFrame) -> int:
 # ADBC writes Arrow columns into SQLite from C. It cannot join the caller's transaction (its own connection,
 # its own SQLite library, whose symbols it keeps to itself), so it writes a staging file beside the database
 # with the table's exact DDL, and the caller's connection copies it in with `INSERT INTO t SELECT * FROM
-# stage.t`. Into an empty table of identical shape SQLite runs that as a transfer (its "xfer optimisation"):
-# records are copied in order, not decoded, not re-encoded. The two libraries never hold the same file open
-# at once (ADBC closes the staging file before it is attached). Only the copy and the index builds write to
-# the database, inside the caller's transaction: a failure or a kill before the commit leaves the previous
-# rows, as before. A staging file can only be detached once the transaction is over: pool check-in
-# (`_release_stages`) detaches and deletes it; one left by a killed process is deleted by the next load
-# (`_remove_stale_stages`).
+# stage.t`. Into an empty table of identical shape, or one without any index, SQLite runs that as a transfer
+# (its "xfer optimisation"): records are copied in order, not decoded, not re-encoded. A large table is
+# written as consecutive slices, one staging file each, by threads at once (ADBC's writes release the GIL:
+# 11.5M rows take ~6 s of a core). The two libraries never hold the same file open at once (ADBC closes a
+# staging file before it is attached). Only the copies and the index builds write to the database, inside
+# the caller's transaction: a failure or a kill before the commit leaves the previous rows, as before. A
+# staging file can only be detached once the transaction is over: pool check-in (`_release_stages`) detaches
+# and deletes them; one left by a killed process is deleted by the next load (`_remove_stale_stages`).
 
 _STAGES = "recgen_stages"  # Connection.info key: [(schema name, path)] staged during this checkout
 _stage_numbers = itertools.count(1)
 
 
-def _stage(conn: Connection, table: Table) -> tuple[Path, str] | None:
-    """The staging file for `table` and its schema name once attached; None when the fast path does not
-    apply (not a SQLite file, no ADBC)."""
+def _staged_database(conn: Connection) -> Path | None:
+    """The SQLite database file that staging files go beside; None when the fast path does not apply (not
+    a SQLite file, no ADBC)."""
     url = conn.engine.url
     if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:") or url.database.startswith("file:"):
         return None
@@ -166,40 +192,56 @@ def _stage(conn: Connection, table: Table) -> tuple[Path, str] | None:
         import adbc_driver_sqlite.dbapi  # noqa: F401  (optional at run time: the fallback is executemany)
     except ImportError:
         return None
-    database = Path(url.database)
-    _remove_stale_stages(database)
-    number = next(_stage_numbers)
-    return database.with_name(f"{database.name}{STAGE_SUFFIX}{os.getpid()}-{number}-{table.name}"), f"stage_{number}"
+    return Path(url.database)
 
 
-def _copy_through_stage(conn: Connection, table: Table, frame: pd.DataFrame, stage: Path, schema: str) -> int:
+def _copy_through_stage(conn: Connection, table: Table, frame: pd.DataFrame, database: Path) -> int:
     import adbc_driver_sqlite.dbapi as adbc_sqlite
     import pyarrow as pa
 
-    ddl = conn.exec_driver_sql(
-        "SELECT type, name, sql FROM sqlite_master WHERE tbl_name = ? AND sql IS NOT NULL", (table.name,)
-    ).all()
+    ddl = conn.exec_driver_sql("SELECT type, name, sql FROM sqlite_master WHERE tbl_name = ?", (table.name,)).all()
     create_table = next(sql for kind, _, sql in ddl if kind == "table")
-    indexes = sorted((name, sql) for kind, name, sql in ddl if kind == "index")  # the rest are constraints'
-    conn.execute(delete(table))
-    conn.info.setdefault(_STAGES, []).append((schema, stage))  # released at check-in, even if writing it fails
+    indexes = sorted((name, sql) for kind, name, sql in ddl if kind == "index" and sql is not None)
+    # Slices are copied in order, each a transfer that appends (no index), so the rowids follow the frame's
+    # order as with one file. A constraint's index (UNIQUE, a composite key) cannot be dropped, and SQLite
+    # transfers into such a table only while it is empty: one file then.
+    constrained = any(kind == "index" and sql is None for kind, _, sql in ddl)
+    parts = 1 if constrained else min(WORKER_THREADS, -(-len(frame) // STAGE_ROWS_PER_WRITER))
+    _remove_stale_stages(database)
+    numbers = [next(_stage_numbers) for _ in range(parts)]
+    schemas = [f"stage_{number}" for number in numbers]  # attached under these names
+    paths = {
+        schema: database.with_name(f"{database.name}{STAGE_SUFFIX}{os.getpid()}-{number}-{table.name}")
+        for schema, number in zip(schemas, numbers, strict=True)
+    }
+    conn.info.setdefault(_STAGES, []).extend(paths.items())  # released at check-in, even if writing them fails
     _listen_for_checkin(conn.engine)
+    conn.execute(delete(table))
     rows = pa.Table.from_pandas(frame, preserve_index=False)  # zero-copy for most columns; NaN/NA -> null
-    with contextlib.closing(adbc_sqlite.connect(str(stage), autocommit=True)) as staging:
-        with contextlib.closing(staging.cursor()) as cursor:
-            # A scratch file: no journal, no fsync. Crash safety is the database's, whose copy is transactional.
-            for statement in ("PRAGMA journal_mode=OFF", "PRAGMA synchronous=OFF", create_table, "BEGIN"):
-                cursor.execute(statement)
-            cursor.adbc_ingest(table.name, rows, mode="append")
-            cursor.execute("COMMIT")
-    del rows
-    conn.exec_driver_sql(f"ATTACH DATABASE ? AS {schema}", (str(stage),))
+    size = -(-len(rows) // parts)
+    slices = {schema: rows.slice(i * size, size) for i, schema in enumerate(schemas)}
+
+    def write(schema: str) -> None:
+        """One slice into a new staging file, with the table's exact DDL."""
+        with contextlib.closing(adbc_sqlite.connect(str(paths[schema]), autocommit=True)) as staging:
+            with contextlib.closing(staging.cursor()) as cursor:
+                # A scratch file: no journal, no fsync. Crash safety is the database's, whose copy is transactional.
+                for statement in ("PRAGMA journal_mode=OFF", "PRAGMA synchronous=OFF", create_table, "BEGIN"):
+                    cursor.execute(statement)
+                cursor.adbc_ingest(table.name, slices[schema], mode="append")
+                cursor.execute("COMMIT")
+
     # The transfer needs the same indexes on both sides; building the secondary ones here, after it, costs
     # less than building them in the staging file and transferring their entries (11.5M rows: ~17 s of CPU
     # for the whole load against ~21 s).
     for name, _ in indexes:
         conn.exec_driver_sql(f'DROP INDEX "{name}"')
-    conn.exec_driver_sql(f"INSERT INTO main.{table.name} SELECT * FROM {schema}.{table.name}")
+    with ThreadPoolExecutor(max_workers=parts) as writers:
+        written = {schema: writers.submit(write, schema) for schema in schemas}
+        for schema in schemas:
+            written[schema].result()
+            conn.exec_driver_sql(f"ATTACH DATABASE ? AS {schema}", (str(paths[schema]),))
+            conn.exec_driver_sql(f"INSERT INTO main.{table.name} SELECT * FROM {schema}.{table.name}")
     for _, sql in indexes:
         conn.exec_driver_sql(sql)
     return len(frame)

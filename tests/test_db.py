@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 from sqlalchemy import text
 
+from recgen import db
 from recgen.constants import STAGE_MIN_ROWS, STAGE_SUFFIX
-from recgen.db import get_engine, insert_frame, migrate, replace_rows
-from recgen.schema import train_interactions
+from recgen.db import checkpoint, checkpoint_deferred, get_engine, insert_frame, migrate, replace_rows
+from recgen.schema import eval_interactions, train_interactions
 
 
 def interactions(n: int, seed: int = 0) -> pd.DataFrame:
@@ -80,6 +81,42 @@ def test_a_staged_load_stores_exactly_what_executemany_stores(tmp_path):
         )
         assert "ix_train_interactions_user_id" in str(plan)
     assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("table", [train_interactions, eval_interactions])
+def test_a_load_staged_in_slices_stores_exactly_what_executemany_stores(tmp_path, monkeypatch, table):
+    """Large tables are written as slices into staging files at once; a table with a constraint's index
+    (eval_interactions: UNIQUE) is staged in one file."""
+    monkeypatch.setattr(db, "STAGE_ROWS_PER_WRITER", STAGE_MIN_ROWS)  # these rows make 2 slices
+    frame = interactions(STAGE_MIN_ROWS * 2 - 1).drop_duplicates(["user_id", "video_id"])
+    staged, plain = migrated(tmp_path / "staged.db"), migrated(tmp_path / "plain.db")
+
+    with staged.begin() as conn:
+        assert replace_rows(conn, table, frame) == len(frame)
+        attached = [row[1] for row in conn.execute(text("PRAGMA database_list")) if row[1] not in ("main", "temp")]
+    with plain.begin() as conn:
+        insert_frame(conn, table, frame)
+
+    assert len(attached) == (2 if table is train_interactions else 1)
+    assert contents(tmp_path / "staged.db", table.name) == contents(tmp_path / "plain.db", table.name)
+    assert indexes(tmp_path / "staged.db", table.name) == indexes(tmp_path / "plain.db", table.name)
+    assert leftovers(tmp_path) == []
+
+
+def test_a_deferred_checkpoint_leaves_the_commit_in_the_log_until_checkpoint(tmp_path):
+    engine = migrated(tmp_path / "recs.db")
+    size = (tmp_path / "recs.db").stat().st_size
+    frame = interactions(80_000)  # ~6 MB: past the 1000 pages of log that make a commit checkpoint by itself
+
+    with engine.connect() as conn:
+        with checkpoint_deferred(conn), conn.begin():
+            replace_rows(conn, train_interactions, frame)
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000  # the pooled connection's again
+    assert (tmp_path / "recs.db").stat().st_size == size  # committed, in the log only
+    with engine.connect() as conn:  # and readable
+        assert conn.exec_driver_sql("SELECT count(*) FROM train_interactions").scalar() == len(frame)
+    checkpoint(engine)
+    assert (tmp_path / "recs.db").stat().st_size > size + 4_000_000
 
 
 def test_a_second_load_replaces_the_rows(tmp_path):

@@ -305,6 +305,17 @@ def test_changing_one_file_reloads_only_it(loaded, tmp_path):
     assert result.fingerprint == data_fingerprint(engine) != first.fingerprint
 
 
+def test_a_file_changed_in_place_at_the_same_size_is_reloaded(loaded, tmp_path):
+    """Change detection goes by the bytes' hash, not by size or time: an edit that keeps the size is seen."""
+    engine, dataset, first = loaded
+    raw = (dataset / SOCIAL_NETWORK).read_bytes()
+    (dataset / SOCIAL_NETWORK).write_bytes(raw.replace(b"[2975]", b"[2976]"))
+    result = ingest(engine, tmp_path)
+    assert result.loaded == [SOCIAL_NETWORK]
+    assert scalar(engine, "SELECT friend_id FROM friendships WHERE user_id = 3371") == 2976
+    assert result.fingerprint == data_fingerprint(engine) != first.fingerprint
+
+
 def test_changing_the_caption_file_rebuilds_videos(loaded, tmp_path):
     engine, dataset, _ = loaded
     raw = (dataset / CAPTION_CATEGORY).read_bytes()

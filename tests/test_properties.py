@@ -436,6 +436,38 @@ def test_an_impossible_watch_ratio_sets_the_row_aside(data, name, token):
     assert_bad_value(name, header, rows, row, "watch_ratio")
 
 
+@st.composite
+def interaction_frames(draw):
+    """Frames shaped like a read big_matrix, over a handful of values per column so that rows repeat, with
+    missing values of every kind, -0.0 beside 0.0, and re-watches (rows differing only in time)."""
+    n = draw(st.integers(0, 40))
+    small = st.integers(0, 2)
+    return pd.DataFrame(
+        {
+            "user_id": np.array(draw(st.lists(small, min_size=n, max_size=n)), dtype=np.int64),
+            "video_id": np.array(draw(st.lists(small, min_size=n, max_size=n)), dtype=np.int64),
+            "time": pd.array(draw(st.lists(st.sampled_from(["a", "b", None]), min_size=n, max_size=n)), dtype="str"),
+            "date": pd.array(draw(st.lists(st.sampled_from([1, 2, None]), min_size=n, max_size=n)), dtype="Int64"),
+            "watch_ratio": np.array(draw(st.lists(st.sampled_from([0.0, -0.0, 0.5, np.nan]), min_size=n, max_size=n))),
+        }
+    )
+
+
+@READER_SETTINGS
+@given(frame=interaction_frames(), collide=st.sampled_from([None, 0, 1]))
+def test_exact_duplicates_are_pandas_duplicated(frame, collide):
+    """The rows dropped are exactly pandas' `duplicated` (NaN equals NaN, -0.0 equals 0.0, first kept),
+    with the real row keys or with keys that collide for unequal rows (all equal, or by user only)."""
+    expected = frame.duplicated().to_numpy()
+    if collide is None:
+        kept, dropped = readers.drop_exact_duplicates(frame)
+        assert dropped == expected.sum()
+        pd.testing.assert_frame_equal(kept, frame[~expected].reset_index(drop=True))
+    else:
+        key = np.zeros(len(frame), dtype=np.uint64) if collide == 0 else frame["user_id"].to_numpy().view(np.uint64)
+        assert (readers._repeated_rows(frame, key) == expected).all()
+
+
 # ---------------------------------------------------------------- metrics
 
 
