@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, text
 
-from recgen.constants import SEED
+from recgen.constants import SCORE_BLOCK_USERS, SEED
 from recgen.features import Catalog, Interactions, seed_video_features
 from recgen.model import FeatureLookup, TrainReport, epoch_logger, keras, layers, ops, settings_key
 from recgen.progress import Reporter
@@ -57,7 +57,6 @@ VIDEO_CATEGORICAL = (
 MIN_CATEGORY_COUNT = 2  # rarer values share the "unknown" index 0: one example cannot train an embedding
 DURATION_CENTRES = np.log(np.array([2, 4, 6, 8, 10, 13, 17, 25, 40, 70, 150.0]) * 1000)  # ms, RBF centres
 DURATION_WIDTH = 0.35  # RBF width in log-ms: neighbouring bumps overlap
-SCORE_BLOCK_USERS = 1024  # users scored at once against every video by `TowerScorer.score_pairs` (~44 MB)
 
 
 @dataclass(frozen=True)
