@@ -349,7 +349,7 @@ def recgen_big_load(sample: Path, out: Path) -> dict[str, float]:
     file's load (ids against the catalogue, leaks from the evaluation matrix, rejected rows). `hash` sums the
     time of ingest's two hashing threads, so it is more than the wall time they take.
     """
-    from recgen import ingest, readers
+    from recgen import db, ingest, readers
 
     target = out / "recgen-load.db"
     engine = _fresh(target)
@@ -357,8 +357,7 @@ def recgen_big_load(sample: Path, out: Path) -> dict[str, float]:
     with engine.begin() as conn:
         conn.exec_driver_sql("DELETE FROM train_interactions")
         conn.exec_driver_sql("DELETE FROM source_files WHERE name = 'big_matrix.csv'")
-    with engine.connect() as conn:
-        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.checkpoint(engine, truncate=True)
     seconds = dict.fromkeys(LOAD_PHASES, 0.0)
     marks = {}
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import Engine, delete, func, select, text, update
+from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.engine import make_url
 
 from recgen import baselines as baseline_scorers
@@ -44,7 +44,7 @@ from recgen.constants import (
     STATUS_RUNNING,
     TOP_K,
 )
-from recgen.db import database_url, get_engine, insert_frame, migrate, utc_now
+from recgen.db import checkpoint, database_url, get_engine, insert_frame, migrate, utc_now
 from recgen.errors import EXIT_INTERNAL, ConfigError, LockedError, MissingInputError, RecgenError
 from recgen.ingest import ingest
 from recgen.progress import Reporter
@@ -263,7 +263,9 @@ def _run_stages(engine: Engine, run_id: int, source: Path, options: BatchOptions
     if not _refresh_report(engine, options, bool(ingested.loaded), log):
         stages.warn("the data-analysis report was not written (see the log)")
         _finish_run(engine, run_id, STATUS_PUBLISHED, stages)
-    _checkpoint(engine)
+    # The -wal file need not keep a night's worth of pages (a reader holding a snapshot makes this a no-op
+    # until the next run).
+    checkpoint(engine, truncate=True)
     return RunSummary(
         run_id=run_id,
         status=STATUS_PUBLISHED,
@@ -318,14 +320,6 @@ def prune(engine: Engine, keep_runs: int, models_dir: Path, log: Log) -> None:
         path.unlink(missing_ok=True)
     if deleted:
         log(f"retention: deleted {len(deleted)} model file(s) no kept run uses")
-
-
-def _checkpoint(engine: Engine) -> None:
-    """Fold the write-ahead log into the database and truncate it, so the -wal file does not keep a night's
-    worth of pages (a reader holding a snapshot makes this a no-op until the next run)."""
-    if engine.url.get_backend_name() == "sqlite":
-        with engine.connect() as conn:
-            conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
 
 
 def _remove_partial_model_files(models_dir: Path, log: Log) -> None:

@@ -114,11 +114,12 @@ def checkpoint_deferred(conn: Connection) -> Iterator[None]:
         dbapi_connection.execute("PRAGMA wal_autocheckpoint=1000")  # SQLite's default, which recgen keeps
 
 
-def checkpoint(engine: Engine) -> None:
-    """Copy the write-ahead log into the database file, without waiting for readers (PASSIVE)."""
+def checkpoint(engine: Engine, truncate: bool = False) -> None:
+    """Copy the write-ahead log into the database file, without waiting for readers (PASSIVE); with
+    `truncate`, waiting for them and emptying the -wal file too (TRUNCATE)."""
     if engine.url.get_backend_name() == "sqlite":
         with engine.connect() as conn:
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)" if truncate else "PRAGMA wal_checkpoint(PASSIVE)")
 
 
 def insert_frame(conn: Connection, table: Table, frame: pd.DataFrame) -> int:
