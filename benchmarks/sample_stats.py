@@ -30,7 +30,7 @@ from recgen.constants import (
     SMALL_MATRIX,
     SOCIAL_NETWORK,
 )
-from recgen.sample import REAL_USERS, REAL_VIDEOS, SCALES
+from recgen.sample_params import REAL_USERS, REAL_VIDEOS, SCALES
 
 
 def _generate(out: Path, scale: str, seed: int) -> tuple[float, float]:
@@ -147,7 +147,8 @@ def _statistics(out: Path, scale: str) -> list[tuple[str, float, float]]:
 
 def _log_corr(big: pd.DataFrame) -> float:
     """Play time is roughly independent of video length (so watch_ratio ~ const / length)."""
-    pos = big[big.play_duration > 0].sample(min(len(big), 500_000), random_state=0)
+    played = big[big.play_duration > 0]
+    pos = played.sample(min(len(played), 500_000), random_state=0)
     return float(np.corrcoef(np.log(pos.play_duration), np.log(pos.video_duration))[0, 1])
 
 

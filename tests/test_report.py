@@ -8,7 +8,9 @@ from sqlalchemy import text
 
 from recgen.db import get_engine, migrate
 from recgen.errors import MissingInputError
-from recgen.report import DATA_PROFILE, SECTIONS, THRESHOLDS, write_data_profile, write_report
+from recgen.report import DATA_PROFILE, write_data_profile, write_report
+from recgen.report_interactions import THRESHOLDS
+from recgen.report_page import SECTIONS
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -22,7 +22,9 @@ from recgen.constants import (
     USER_FEATURES,
 )
 from recgen.errors import ConfigError
-from recgen.sample import SCALES, _float_text, generate_sample
+from recgen.sample import generate_sample
+from recgen.sample_csv import float_text
+from recgen.sample_params import SCALES
 
 REAL = REAL_KUAIREC  # read where it is, never copied
 INTERACTION_HEADER = "user_id,video_id,play_duration,video_duration,time,date,timestamp,watch_ratio"
@@ -132,7 +134,7 @@ def test_float_text_is_python_repr() -> None:
     values = np.concatenate(
         [rng.random(500) * 10.0 ** rng.integers(-8, 6, 500), [0.0, 1.0, 2.0, 0.078, 1e-4, 9.99e-5, 1593878903.0]]
     )
-    assert _float_text(values).to_pylist() == [repr(float(v)) for v in values]
+    assert float_text(values).to_pylist() == [repr(float(v)) for v in values]
 
 
 def test_time_text_and_timestamp_agree(big: pd.DataFrame, small: pd.DataFrame) -> None:
