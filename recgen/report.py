@@ -21,7 +21,7 @@ from sqlalchemy import Engine, inspect, text
 from recgen import report_dataset, report_features, report_interactions
 from recgen.errors import MissingInputError, OutputError
 from recgen.report_page import SECTIONS, Progress, ReportPage
-from recgen.report_scans import histogram, per_video, read, scan
+from recgen.report_scans import histogram, per_video, query_frame, scan
 from recgen.schema import data_profile
 
 # Until the lead moves it into recgen.schema (with a migration), the table is declared here and created on
@@ -40,7 +40,7 @@ def _compute(page: ReportPage) -> None:
     started = time.perf_counter()
     page.scans = scan(page.engine)
     page.say(f"report: scans done in {time.perf_counter() - started:.1f} s")
-    page.videos = read(
+    page.videos = query_frame(
         page.engine,
         "SELECT video_id, caption, first_level_category_name AS category, video_duration FROM videos",
     ).set_index("video_id")

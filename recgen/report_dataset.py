@@ -7,7 +7,7 @@ from sqlalchemy import text
 
 from recgen.queries import CATEGORY_VIEWS_PREFIX, CATEGORY_VIEWS_SECTION, NO_CATEGORY, english_category
 from recgen.report_page import ReportPage
-from recgen.report_scans import MIN_SUPPORT, read
+from recgen.report_scans import MIN_SUPPORT, query_frame
 from recgen.schema import INPUT_TABLES
 
 TOP_VIDEOS = 10
@@ -93,7 +93,7 @@ def quality(page: ReportPage) -> None:
         "<code>data_profile</code>.",
     )
     page.table("quality", ["table", "column", "missing rows", "share"], rows[:40])
-    files = read(page.engine, "SELECT name, table_name, rows_in_file, rows FROM source_files ORDER BY name")
+    files = query_frame(page.engine, "SELECT name, table_name, rows_in_file, rows FROM source_files ORDER BY name")
     file_rows = []
     for record in files.itertuples():
         # Files whose lists become one row per item (item_categories -> video_tags) load more rows than

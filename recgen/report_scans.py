@@ -39,7 +39,8 @@ class Scans:
     eval_users: pd.DataFrame
 
 
-def read(engine: Engine, sql: str) -> pd.DataFrame:
+def query_frame(engine: Engine, sql: str) -> pd.DataFrame:
+    """The rows of one SQL text (a constant of the report) as a frame."""
     with engine.connect() as conn:
         result = conn.exec_driver_sql(sql)
         return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
@@ -70,7 +71,7 @@ def scan(engine: Engine) -> Scans:
         users("eval_interactions"),
     ]
     with ThreadPoolExecutor(max_workers=2) as pool:
-        frames = list(pool.map(lambda sql: read(engine, sql), queries))
+        frames = list(pool.map(lambda sql: query_frame(engine, sql), queries))
     return Scans(*frames)
 
 
