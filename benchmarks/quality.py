@@ -109,6 +109,7 @@ VARIANTS = {
     **{f"without {group}": {"without": (group,)} for group in hybrid.ABLATION_GROUPS},
     "with the user's history features": {"history": True},
     "with personal weights over the duration bumps": {"taste_bumps": True},
+    "symmetric Huber loss (expectile 0.5, not 0.7)": {"expectile": 0.5},
     "Huber delta 1 (not 0.5) on the log target": {"huber_delta": 1.0},
     "raw watch_ratio target (capped at 50), Huber delta 1": {"transform": "identity", "huber_delta": 1.0},
     "with a ListNet ranking loss (weight 0.02)": {"ranking_weight": 0.02},
@@ -121,6 +122,7 @@ VARIANTS = {
         "taste_bumps": True,
         "history": True,
         "row_weighted": False,
+        "expectile": 0.5,
     },
 }
 

@@ -82,6 +82,7 @@ class HybridSettings:
     transform: str = "log"  # log(ratio + log_offset); "identity" (the raw ratio) and "log1p" rank worse
     log_offset: float = 0.05  # keeps zero plays finite: log(0.05) = -3
     huber_delta: float = 0.5  # errors beyond this (in target units) count linearly
+    expectile: float = 0.7  # weight of rows the model under-predicts (1 - it: over-predicts); 0.5 = symmetric
     taste_bumps: bool = False  # personal weights over the duration bumps too, not only the slope (worse)
     history: bool = False  # the user's history features (worse: see user_tables)
     row_weighted: bool = True  # a list's loss is its rows' sum / list_size: each row counts the same (see ListLoss)
@@ -407,6 +408,11 @@ class ListLoss(keras.losses.Loss):
     """Huber on the (transformed) watch ratio per row, plus `ranking_weight` x ListNet cross-entropy within each list
     (the distribution softmax(target / temperature) against softmax(score)). NaN targets are padding.
 
+    The Huber loss is asymmetric: a row the model under-predicts weighs `expectile`, one it over-predicts
+    1 - `expectile` (both x 2, so 0.5 is the plain Huber loss). Above 0.5 each score moves towards the upper
+    part of its ratios' spread: on the log scale the mean ratio lies above the middle of the spread by more
+    where the upper tail is heavier (loops), and skips and zero plays pull less.
+
     The Huber part is each list's mean over its rows, or with `row_weighted` its sum over the list's full
     size: then every row weighs the same, and a user's short last list (all of a light user's rows) no
     longer counts as much as a full one (ranked slightly better on every seed: benchmarks/quality.py)."""
@@ -417,11 +423,12 @@ class ListLoss(keras.losses.Loss):
         temperature: float = 0.25,
         delta: float = 1.0,
         row_weighted: bool = False,
+        expectile: float = 0.5,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.ranking_weight, self.temperature, self.delta = ranking_weight, temperature, delta
-        self.row_weighted = row_weighted
+        self.row_weighted, self.expectile = row_weighted, expectile
 
     def call(self, y_true, y_pred):
         mask = ops.logical_not(ops.isnan(y_true))
@@ -429,6 +436,7 @@ class ListLoss(keras.losses.Loss):
         truth = ops.where(mask, y_true, 0.0)
         error = ops.abs(truth - y_pred)
         huber = ops.where(error <= self.delta, 0.5 * error**2, self.delta * (error - 0.5 * self.delta))
+        huber = huber * ops.where(truth > y_pred, 2 * self.expectile, 2 * (1 - self.expectile))
         rows = ops.cast(ops.shape(weight)[-1], weight.dtype) if self.row_weighted else ops.sum(weight, axis=-1)
         pointwise = ops.sum(huber * weight, axis=-1) / ops.maximum(rows, 1.0)
         if not self.ranking_weight:
@@ -446,6 +454,7 @@ class ListLoss(keras.losses.Loss):
             "temperature": self.temperature,
             "delta": self.delta,
             "row_weighted": self.row_weighted,
+            "expectile": self.expectile,
         }
 
 
@@ -528,14 +537,20 @@ def train(
     settings: HybridSettings,
     progress: Reporter | Callable[[str], None] | None = None,
 ) -> TrainReport:
-    """Fit the towers on per-user lists with `model.fit`; 10% of the lists validate, early stopping keeps
-    the best epoch's weights."""
+    """Fit the towers on per-user lists with `model.fit`; `validation_share` of the lists validate, early
+    stopping keeps the best epoch's weights."""
     started = time.perf_counter()
     lists = make_lists(rows, settings.list_size, settings)
     trainer = ListTrainer(pair_model, settings.list_size)
     trainer.compile(
         optimizer=keras.optimizers.Adam(settings.learning_rate),
-        loss=ListLoss(settings.ranking_weight, settings.temperature, settings.huber_delta, settings.row_weighted),
+        loss=ListLoss(
+            settings.ranking_weight,
+            settings.temperature,
+            settings.huber_delta,
+            settings.row_weighted,
+            settings.expectile,
+        ),
     )
     stop = RelativeEarlyStopping(settings.min_improvement, patience=settings.patience, restore_best_weights=True)
     history = trainer.fit(

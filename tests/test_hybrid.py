@@ -145,3 +145,16 @@ def test_the_row_weighted_loss_weighs_every_row_the_same_and_round_trips_its_con
     np.testing.assert_allclose(np.asarray(per_list), [0.5, 0.5])  # a 1-row list counts as much as a full one
     np.testing.assert_allclose(np.asarray(per_row), [0.5, 0.125])  # here it counts as the one row it holds
     assert hybrid.ListLoss.from_config(hybrid.ListLoss(row_weighted=True).get_config()).row_weighted
+
+
+def test_the_expectile_weighs_under_predictions_more_and_0_5_is_the_plain_huber_loss():
+    truth = np.array([[1.0, -1.0]], np.float32)  # one row above the prediction (0), one below it
+    pred = np.zeros_like(truth)
+
+    def per_row(expectile):
+        loss = hybrid.ListLoss(0.0, delta=5.0, row_weighted=True, expectile=expectile, reduction=None)
+        return [float(np.asarray(loss(truth[:, [i]], pred[:, [i]]))[0]) for i in range(2)]
+
+    np.testing.assert_allclose(per_row(0.5), [0.5, 0.5])  # 0.5 x error^2 either side
+    np.testing.assert_allclose(per_row(0.7), [0.7, 0.3])  # x 2 x 0.7 under, x 2 x 0.3 over
+    assert hybrid.ListLoss.from_config(hybrid.ListLoss(expectile=0.7).get_config()).expectile == 0.7
