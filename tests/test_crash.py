@@ -37,7 +37,9 @@ def _interruptible() -> None:
 
 
 def recgen_process(*args, **popen):
-    return subprocess.Popen([sys.executable, "-m", "recgen", *args], text=True, preexec_fn=_interruptible, **popen)
+    """`python -m recgen ARGS`; a fatal signal inside the child prints every thread's stack (faulthandler)."""
+    command = [sys.executable, "-X", "faulthandler", "-m", "recgen", *args]
+    return subprocess.Popen(command, text=True, preexec_fn=_interruptible, **popen)
 
 
 def test_a_run_killed_inside_any_stage_leaves_the_last_publication_and_the_next_run_succeeds(
