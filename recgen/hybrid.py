@@ -82,7 +82,7 @@ class HybridSettings:
     transform: str = "log"  # log(ratio + log_offset); "identity" (the raw ratio) and "log1p" rank worse
     log_offset: float = 0.05  # keeps zero plays finite: log(0.05) = -3
     huber_delta: float = 0.5  # errors beyond this (in target units) count linearly
-    expectile: float = 0.7  # weight of rows the model under-predicts (1 - it: over-predicts); 0.5 = symmetric
+    expectile: float = 0.7  # weight of under-predicted rows (1 - it: over-predicted); 0.5 symmetric, 0.8 worse
     taste_bumps: bool = False  # personal weights over the duration bumps too, not only the slope (worse)
     history: bool = False  # the user's history features (worse: see user_tables)
     row_weighted: bool = True  # a list's loss is its rows' sum / list_size: each row counts the same (see ListLoss)
@@ -427,6 +427,8 @@ class ListLoss(keras.losses.Loss):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if not 0.0 < expectile < 1.0:
+            raise ValueError(f"expectile must be between 0 and 1 (0.5: the plain Huber loss), not {expectile}")
         self.ranking_weight, self.temperature, self.delta = ranking_weight, temperature, delta
         self.row_weighted, self.expectile = row_weighted, expectile
 

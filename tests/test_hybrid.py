@@ -158,3 +158,5 @@ def test_the_expectile_weighs_under_predictions_more_and_0_5_is_the_plain_huber_
     np.testing.assert_allclose(per_row(0.5), [0.5, 0.5])  # 0.5 x error^2 either side
     np.testing.assert_allclose(per_row(0.7), [0.7, 0.3])  # x 2 x 0.7 under, x 2 x 0.3 over
     assert hybrid.ListLoss.from_config(hybrid.ListLoss(expectile=0.7).get_config()).expectile == 0.7
+    with pytest.raises(ValueError, match="expectile"):
+        hybrid.ListLoss(expectile=1.0)
