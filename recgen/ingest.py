@@ -268,9 +268,7 @@ class _Load:
         # duplicates among the rows kept.
         with ThreadPoolExecutor(max_workers=1) as background:
             repeated = background.submit(exact_duplicates, frame)
-            evaluated = self._eval_pair_keys()
-            # A hash lookup: np.isin sorts both sides, 6 s for 12.5M keys against 4.7M instead of 0.7 s.
-            leaked = pd.Series(_pair_keys(frame["user_id"], frame["video_id"])).isin(evaluated).to_numpy()
+            leaked = self._evaluated_pairs(frame["user_id"], frame["video_id"])
             leak = f"(user_id, video_id) pair is in {SMALL_MATRIX}, the evaluation matrix"
             aside = self._check(BIG_MATRIX, frame, rejected, rows_in_file, [(leaked, None, leak)])
             repeated = repeated.result()
@@ -325,6 +323,21 @@ class _Load:
                 aside |= new
         self._reject(name, pd.concat(moved, ignore_index=True)[REJECTED_COLUMNS], rows_in_file)
         return aside
+
+    def _evaluated_pairs(self, user_ids, video_ids) -> np.ndarray:
+        """Which rows' (user_id, video_id) pair is in the evaluation matrix.
+
+        Only a row whose user and video are both in that matrix can be: two table lookups find those rows
+        (`np.isin` over small integer ids), and the pairs are looked up for them alone, by hash (`np.isin`
+        would sort both sides: 6 s for 12.5M keys against 4.7M). 12.5M training rows: ~0.1 s when they
+        avoid the evaluated pairs, as in KuaiRec, against ~0.9 s hashing every row's pair."""
+        evaluated = self._eval_pair_keys()
+        users, videos = np.asarray(user_ids, dtype=np.int64), np.asarray(video_ids, dtype=np.int64)
+        both = np.isin(users, evaluated >> 32) & np.isin(videos, evaluated & 0xFFFFFFFF)
+        leaked = np.zeros(len(users), dtype=bool)
+        if both.any():
+            leaked[both] = pd.Series(_pair_keys(users[both], videos[both])).isin(evaluated).to_numpy()
+        return leaked
 
     def _eval_pair_keys(self) -> np.ndarray:
         """`_pair_keys` of the evaluation matrix's (user_id, video_id): loaded now, or as stored."""
