@@ -267,7 +267,7 @@ class _Load:
         # row or none (`_check`), so the duplicates found among all the rows, less those set aside, are the
         # duplicates among the rows kept.
         with ThreadPoolExecutor(max_workers=1) as background:
-            repeated = background.submit(exact_duplicates, frame)
+            repeated = background.submit(exact_duplicates, frame, ("user_id", "timestamp"))
             leaked = self._evaluated_pairs(frame["user_id"], frame["video_id"])
             leak = f"(user_id, video_id) pair is in {SMALL_MATRIX}, the evaluation matrix"
             aside = self._check(BIG_MATRIX, frame, rejected, rows_in_file, [(leaked, None, leak)])

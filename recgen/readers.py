@@ -479,10 +479,57 @@ def drop_exact_duplicates(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     return keep_rows(frame, ~repeated), dropped
 
 
-def exact_duplicates(frame: pd.DataFrame) -> np.ndarray:
-    """Which rows of `frame` are identical in every column to an earlier row (`drop_exact_duplicates`' mask)."""
-    numeric = [c for c in frame.columns if frame[c].dtype.kind in "iuf" or str(frame[c].dtype) == "Int64"]
-    return _repeated_rows(frame, _row_keys(frame, numeric))
+def exact_duplicates(frame: pd.DataFrame, sorted_by: tuple[str, ...] = ()) -> np.ndarray:
+    """Which rows of `frame` are identical in every column to an earlier row (`drop_exact_duplicates`' mask).
+
+    A frame sorted by the columns `sorted_by`, none of them missing (KuaiRec's logs: by user, then time),
+    takes a shorter way: identical rows are neighbours there (`_repeated_in_runs`). Whether it is sorted is
+    checked, never assumed: any other frame takes the general way, which finds the same rows.
+    """
+    repeated = _repeated_in_runs(frame, sorted_by) if sorted_by else None
+    return _repeated_rows(frame, _row_keys(frame, _numeric(frame))) if repeated is None else repeated
+
+
+def _numeric(frame: pd.DataFrame) -> list[str]:
+    return [c for c in frame.columns if frame[c].dtype.kind in "iuf" or str(frame[c].dtype) == "Int64"]
+
+
+def _repeated_in_runs(frame: pd.DataFrame, by: tuple[str, ...]) -> np.ndarray | None:
+    """`exact_duplicates` of a frame sorted by the columns `by`; None when it is not, or one of them is missing.
+
+    Sorted, rows with the same values in `by` form a run of neighbours, and identical rows share a run. A
+    run of two holds a duplicate when its second row equals its first; the rare longer runs are settled
+    together by `_repeated_rows`. big_matrix's 12.5M rows, sorted by (user_id, timestamp): 0.7-0.9 s, against
+    1.3-2.2 s for the general way's keys and sort.
+    """
+    n = len(frame)
+    if n < 2:
+        return None
+    later = np.zeros(n - 1, dtype=bool)  # row i + 1 sorts after row i
+    same = np.ones(n - 1, dtype=bool)  # row i + 1 has the same values in `by` as row i
+    for column in by:
+        values = frame[column]
+        if values.hasnans:
+            return None
+        values = values.to_numpy()
+        later |= same & (values[1:] > values[:-1])
+        same &= values[1:] == values[:-1]
+    if not (later | same).all():
+        return None
+    run = np.concatenate([[0], np.cumsum(~same)])  # each row's run number
+    length = np.bincount(run)[run]
+    repeated = np.zeros(n, dtype=bool)
+    second = np.flatnonzero(same) + 1  # rows that continue a run
+    pairs = second[length[second] == 2]
+    equal = np.ones(len(pairs), dtype=bool)
+    for _, values in frame.items():
+        equal &= _equal(values, pairs, pairs - 1)
+    repeated[pairs[equal]] = True
+    longer = np.flatnonzero(length > 2)
+    if len(longer):
+        members = frame.iloc[longer]
+        repeated[longer] = _repeated_rows(members, _row_keys(members, _numeric(members)))
+    return repeated
 
 
 def keep_rows(frame: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:

@@ -468,6 +468,28 @@ def test_exact_duplicates_are_pandas_duplicated(frame, collide):
         assert (readers._repeated_rows(frame, key) == expected).all()
 
 
+@READER_SETTINGS
+@given(
+    frame=interaction_frames(),
+    by=st.sampled_from([("user_id",), ("user_id", "video_id"), ("video_id", "watch_ratio")]),
+    sort=st.booleans(),
+)
+def test_exact_duplicates_of_a_sorted_frame_are_pandas_duplicated(frame, by, sort):
+    """Sorted by `by` (as KuaiRec's logs are by user and time), the neighbours' way finds exactly pandas'
+    `duplicated`; unsorted, or with a missing value in `by`, the general way does."""
+    if sort:
+        frame = frame.sort_values(list(by), kind="stable", ignore_index=True)
+    expected = frame.duplicated().to_numpy()
+    assert (readers.exact_duplicates(frame, by) == expected).all()
+    runs = readers._repeated_in_runs(frame, by)
+    if frame[list(by)].isna().any(axis=None):
+        assert runs is None
+    elif sort and len(frame) >= 2:
+        assert runs is not None
+    if runs is not None:  # sorted, or an unsorted draw that happens to be in order
+        assert (runs == expected).all()
+
+
 # ---------------------------------------------------------------- metrics
 
 
