@@ -16,9 +16,13 @@ present), then runs, each as a child process so that its wall time and peak RSS 
 
 Stage times come from the `runs` table. In the same invocation, side by side, it measures the references:
 
-- raw `sqlite3.executemany` of the same (de-duplicated) big_matrix rows, as prebuilt tuples, into an empty
-  8-column table in one transaction (WAL, synchronous=NORMAL, like recgen's database); recgen's
-  big_matrix ingest (parse, de-duplicate, insert, index, as logged by run-batch) is shown as a ratio to it;
+- raw `sqlite3.executemany` of the same (de-duplicated) big_matrix rows into an empty 8-column table in one
+  transaction (WAL, synchronous=NORMAL, like recgen's database), two ways: a plain one, fed straight from the
+  frame (`itertuples`, with the nullable `date` made Python ints first, so every value is stored with its
+  type; the "plain executemany in one transaction, ~27 s" the targets were set against), and a stricter one
+  that times only the executemany of tuples built beforehand; recgen's big_matrix ingest (parse,
+  de-duplicate, insert, index, as logged by run-batch) is shown as a ratio to both, the target judged
+  against the plain one;
 - right after it, recgen's own insert path (`db.replace_rows`) of the same rows into train_interactions,
   without and with its indexes, and a whole big_matrix load through `ingest()` on a database that has
   everything else loaded (only big_matrix.csv changed), phase by phase: hashing the 7 files, parsing and
@@ -63,9 +67,10 @@ TARGETS = {  # full scale
     "cold_seconds": 360.0,
     "cold_peak_gb": 8.0,
     "warm_seconds": 75.0,
-    "ingest_ratio": 0.7,  # the whole big_matrix load (parse, de-dup, insert, index) vs raw executemany
-    "load_ratio": 0.7,  # ... measured side by side with it, commit and cache included
-    "insert_ratio": 0.7,  # recgen's insert path alone vs raw executemany
+    # The big_matrix load inside the cold run (parse, de-dup, insert, index) vs a plain executemany of the
+    # rows from the frame, and the whole load (commit and cache too) measured side by side with it.
+    "ingest_ratio": 0.7,
+    "load_ratio": 0.7,
     "evaluate_seconds": 10.0,
     "score_seconds": 40.0,
     # Against the seed's documented training throughput (43 min per epoch of 12.5M rows): 100x that is an
@@ -74,6 +79,8 @@ TARGETS = {  # full scale
     # below that limit; that ratio is printed beside it.
     "train_ratio": 100.0,
 }
+# The same 0.7 against the executemany of prebuilt tuples (its inner loop alone): printed, not a target.
+STRICT = {"ingest_ratio_prebuilt": 0.7, "load_ratio_prebuilt": 0.7, "insert_ratio_prebuilt": 0.7}
 NOTEBOOK_SAMPLE_ROWS = 100_000
 NOTEBOOK_DOCUMENTED_ROWS = 12_530_806  # big_matrix rows; DESIGN.md: "43 minutes per epoch"
 NOTEBOOK_DOCUMENTED_EPOCH_SECONDS = 43 * 60
@@ -255,7 +262,8 @@ def measure_in_process(db: str, model_name: str) -> dict[str, float]:
 
 
 def raw_executemany(sample: Path, out: Path) -> dict[str, float]:
-    """Raw sqlite3.executemany of the de-duplicated big_matrix rows (prebuilt tuples), one transaction."""
+    """Raw sqlite3.executemany of the de-duplicated big_matrix rows, one transaction: plain (from the frame)
+    and prebuilt tuples (only the executemany timed); then recgen's insert path and whole load beside them."""
     from recgen.db import _python_values
     from recgen.readers import drop_exact_duplicates, locate_data, read_interactions
 
@@ -263,16 +271,23 @@ def raw_executemany(sample: Path, out: Path) -> dict[str, float]:
     frame, _ = drop_exact_duplicates(read_interactions(locate_data(sample), "big_matrix.csv")[0].reset_index(drop=True))
     columns = list(frame.columns)
     target = out / "raw-executemany.db"
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{target}{suffix}").unlink(missing_ok=True)
-    conn = sqlite3.connect(target, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute(
-        "CREATE TABLE t (user_id INTEGER, video_id INTEGER, play_duration INTEGER, video_duration INTEGER, "
-        "time TEXT, date INTEGER, timestamp REAL, watch_ratio REAL)"
-    )
     sql = f"INSERT INTO t VALUES ({', '.join('?' * len(columns))})"
+
+    began = time.perf_counter()
+    conn = _raw_table(target)
+    conn.execute("BEGIN")
+    # numpy scalars of a nullable column would be stored as blobs: Python ints (None where missing) first.
+    plain = frame.astype({c: object for c in columns if str(frame[c].dtype) == "Int64"})
+    conn.executemany(sql, plain.itertuples(index=False, name=None))
+    conn.execute("COMMIT")
+    plain_seconds = time.perf_counter() - began
+    stored = dict(conn.execute("SELECT typeof(date), count(*) FROM t GROUP BY 1").fetchall())
+    assert set(stored) <= {"integer", "null"}, stored
+    conn.close()
+    del plain
+    print(f"reference: plain executemany from the frame {len(frame):,} rows in {plain_seconds:.1f} s", flush=True)
+
+    conn = _raw_table(target)
     chunk, seconds = 1_000_000, 0.0
     conn.execute("BEGIN")
     for start in range(0, len(frame), chunk):
@@ -288,7 +303,7 @@ def raw_executemany(sample: Path, out: Path) -> dict[str, float]:
     for suffix in ("", "-wal", "-shm"):
         Path(f"{target}{suffix}").unlink(missing_ok=True)
     n = len(frame)
-    print(f"reference: raw executemany {n:,} rows in {seconds:.1f} s", flush=True)
+    print(f"reference: raw executemany of prebuilt tuples {n:,} rows in {seconds:.1f} s", flush=True)
     insert_seconds = recgen_insert(frame, out, indexes=False)
     print(f"recgen insert path (db.replace_rows) of the same rows, no indexes: {insert_seconds:.1f} s", flush=True)
     indexed_seconds = recgen_insert(frame, out, indexes=True)
@@ -300,11 +315,27 @@ def raw_executemany(sample: Path, out: Path) -> dict[str, float]:
         "raw_rows": float(n),
         "raw_seconds": seconds,
         "raw_rows_per_s": n / seconds,
+        "plain_seconds": plain_seconds,
+        "plain_rows_per_s": n / plain_seconds,
         "insert_rows_per_s": n / insert_seconds,
         "indexed_insert_rows_per_s": n / indexed_seconds,
         "load_rows_per_s": n / phases["whole"],
         **{f"load_{phase}_seconds": value for phase, value in phases.items()},
     }
+
+
+def _raw_table(target: Path) -> sqlite3.Connection:
+    """An empty 8-column table in a new SQLite file, with recgen's pragmas (WAL, synchronous=NORMAL)."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{target}{suffix}").unlink(missing_ok=True)
+    conn = sqlite3.connect(target, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(
+        "CREATE TABLE t (user_id INTEGER, video_id INTEGER, play_duration INTEGER, video_duration INTEGER, "
+        "time TEXT, date INTEGER, timestamp REAL, watch_ratio REAL)"
+    )
+    return conn
 
 
 def _fresh(target: Path):
@@ -495,11 +526,15 @@ def fmt(values: dict) -> str:
 def ratios(full: dict, references: dict) -> dict[str, float]:
     out = {}
     cold = full["cold"]
-    if references.get("raw_rows_per_s") and cold.get("big_seconds"):
-        out["ingest_ratio"] = (cold["big_rows"] / cold["big_seconds"]) / references["raw_rows_per_s"]
-        out["insert_ratio"] = references["insert_rows_per_s"] / references["raw_rows_per_s"]
-    if references.get("load_rows_per_s"):
-        out["load_ratio"] = references["load_rows_per_s"] / references["raw_rows_per_s"]
+    for suffix, reference in (("", "plain_rows_per_s"), ("_prebuilt", "raw_rows_per_s")):
+        if not references.get(reference):
+            continue
+        if cold.get("big_seconds"):
+            out[f"ingest_ratio{suffix}"] = (cold["big_rows"] / cold["big_seconds"]) / references[reference]
+        if references.get("load_rows_per_s"):
+            out[f"load_ratio{suffix}"] = references["load_rows_per_s"] / references[reference]
+    if references.get("raw_rows_per_s"):
+        out["insert_ratio_prebuilt"] = references["insert_rows_per_s"] / references["raw_rows_per_s"]
     documented = NOTEBOOK_DOCUMENTED_ROWS / NOTEBOOK_DOCUMENTED_EPOCH_SECONDS
     out["train_ratio"] = full["measured"]["train_rows_per_s"] / documented
     if references.get("notebook_rows_per_s"):
@@ -548,9 +583,17 @@ def markdown(results: dict, references: dict) -> str:
         lines.append("|---|---:|---:|")
         cold = results["full"]["cold"]
         recgen_ingest = cold["big_rows"] / cold["big_seconds"] if cold.get("big_seconds") else float("nan")
+        nan = float("nan")
+        if references.get("plain_rows_per_s"):
+            lines.append(
+                f"| plain sqlite3 executemany of big_matrix from the frame ({references['plain_seconds']:.1f} s) | "
+                f"{references['plain_rows_per_s']:,.0f} rows/s | {extra.get('ingest_ratio', nan):.2f}x "
+                f"(recgen big_matrix load {recgen_ingest:,.0f} rows/s); whole load "
+                f"{extra.get('load_ratio', nan):.2f}x |"
+            )
         lines.append(
             f"| raw sqlite3 executemany of big_matrix (prebuilt tuples) | {references['raw_rows_per_s']:,.0f} rows/s | "
-            f"{extra.get('ingest_ratio', float('nan')):.2f}x (recgen big_matrix load {recgen_ingest:,.0f} rows/s) |"
+            f"{extra.get('ingest_ratio_prebuilt', nan):.2f}x (recgen big_matrix load {recgen_ingest:,.0f} rows/s) |"
         )
         lines.append(
             f"| raw sqlite3 executemany (same table, no indexes) | {references['raw_rows_per_s']:,.0f} rows/s | "
@@ -568,7 +611,7 @@ def markdown(results: dict, references: dict) -> str:
                 f"{phase} {references[f'load_{phase}_seconds']:.1f}" for phase in LOAD_PHASES if phase != "whole"
             )
             lines.append(
-                f"| raw sqlite3 executemany (whole big_matrix load, same invocation) | {raw:,.0f} rows/s | "
+                f"| raw sqlite3 executemany (prebuilt; whole big_matrix load, same invocation) | {raw:,.0f} rows/s | "
                 f"{references['load_rows_per_s'] / raw:.2f}x (recgen {references['load_whole_seconds']:.1f} s: "
                 f"{phases} s) |"
             )
@@ -606,6 +649,10 @@ def target_lines(full: dict, references: dict) -> str:
         at_least = name.endswith("ratio")
         ok = got[name] >= limit if at_least else got[name] <= limit
         lines.append(f"  {name}: {got[name]:,.2f} ({'>=' if at_least else '<='} {limit:g}) {'met' if ok else 'MISSED'}")
+    lines.append("against the executemany of prebuilt tuples (not targets):")
+    for name, limit in STRICT.items():
+        if name in got:
+            lines.append(f"  {name}: {got[name]:,.2f} ({'at least' if got[name] >= limit else 'below'} {limit:g})")
     return "\n".join(lines)
 
 
