@@ -17,12 +17,11 @@ present), then runs, each as a child process so that its wall time and peak RSS 
 Stage times come from the `runs` table. In the same invocation, side by side, it measures the references:
 
 - raw `sqlite3.executemany` of the same (de-duplicated) big_matrix rows into an empty 8-column table in one
-  transaction (WAL, synchronous=NORMAL, like recgen's database), two ways: a plain one, fed straight from the
-  frame (`itertuples`, with the nullable `date` made Python ints first, so every value is stored with its
-  type; the "plain executemany in one transaction, ~27 s" the targets were set against), and a stricter one
-  that times only the executemany of tuples built beforehand; recgen's big_matrix ingest (parse,
-  de-duplicate, insert, index, as logged by run-batch) is shown as a ratio to both, the target judged
-  against the plain one;
+  transaction (WAL, synchronous=NORMAL, like recgen's database), two ways: a plain one, fed straight from
+  the frame (`itertuples`, with the nullable `date` made Python ints first, so every value is stored with
+  its type: what a loader without recgen's checks would write, the ingest target's reference), and a
+  stricter one that times only the executemany of tuples built beforehand; recgen's big_matrix ingest
+  (parse, de-duplicate, insert, index, as logged by run-batch) is shown as a ratio to both;
 - right after it, recgen's own insert path (`db.replace_rows`) of the same rows into train_interactions,
   without and with its indexes, and a whole big_matrix load through `ingest()` on a database that has
   everything else loaded (only big_matrix.csv changed), phase by phase: hashing the 7 files, parsing and
