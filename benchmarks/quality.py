@@ -107,6 +107,7 @@ def trained(family, engine, catalog, train, name: str):
 
 VARIANTS = {
     **{f"without {group}": {"without": (group,)} for group in hybrid.ABLATION_GROUPS},
+    "without the empirical-Bayes refit of each user's own parameters": {"refit": False},
     "with the user's history features": {"history": True},
     "with personal weights over the duration bumps": {"taste_bumps": True},
     "symmetric Huber loss (expectile 0.5, not 0.7)": {"expectile": 0.5},

@@ -16,6 +16,10 @@ exp(prediction) - 0.05, a typical (median-like) ratio: rankings follow it and it
 terms than the mean. The raw ratio under a Huber loss (the previous target) ranks worse:
 `benchmarks/quality.py --ablations`.
 
+After `model.fit`, each user's own parameters (their vector and bias beyond what their features predict) are
+estimated again in closed form by empirical Bayes, with the videos' outputs fixed (recgen.refit): a user with
+few rows stays near what their features predict, one with many follows their rows.
+
 Cold start: id embeddings are dropped for a share of the training lists (`id_dropout`), so the towers also
 learn to score from features alone; users and videos without training rows get no id embedding at all.
 """
@@ -33,7 +37,8 @@ from sqlalchemy import Engine, text
 from recgen.constants import SCORE_BLOCK_USERS, SEED
 from recgen.features import Catalog, Interactions, seed_video_features
 from recgen.model import FeatureLookup, TrainReport, epoch_logger, keras, layers, ops, settings_key
-from recgen.progress import Reporter
+from recgen.progress import Reporter, as_reporter
+from recgen.refit import REFIT_LAYER, refit_users
 
 USER_CATEGORICAL = (
     "user_active_degree",
@@ -86,6 +91,7 @@ class HybridSettings:
     taste_bumps: bool = False  # personal weights over the duration bumps too, not only the slope (worse)
     history: bool = False  # the user's history features (worse: see user_tables)
     row_weighted: bool = True  # a list's loss is its rows' sum / list_size: each row counts the same (see ListLoss)
+    refit: bool = True  # after fit, each user's own parameters estimated again by empirical Bayes (recgen.refit)
     without: tuple[str, ...] = ()  # feature groups left out, for ablations (see ABLATION_GROUPS)
     seed: int = SEED
 
@@ -324,6 +330,10 @@ def _tower(name: str, tables: SideTables, settings: HybridSettings, n_taste: int
     if n_taste:  # user side: taste = predicted from features + the user's own deviation (none when cold)
         taste = layers.Add(name=f"{name}_taste")([layers.Dense(n_taste, name=f"{name}_taste_dense")(x), taste_id])
         vector = layers.Concatenate(name=f"{name}_full_vector")([vector, taste])
+        # The correction `refit_users` sets after training (zeros until then, and for users without rows).
+        correction = FeatureLookup(n, settings.dim + n_taste + 1, name=REFIT_LAYER)(ids)
+        vector = layers.Add(name=f"{name}_refit_vector")([vector, correction[:, :-1]])
+        bias = layers.Add(name=f"{name}_refit_bias")([bias, correction[:, -1:]])
     has_content = tables.content is not None and tables.content.shape[1] > 0
     if has_content:
         content_lookup = FeatureLookup(n, tables.content.shape[1], name=f"{name}_content")
@@ -540,7 +550,8 @@ def train(
     progress: Reporter | Callable[[str], None] | None = None,
 ) -> TrainReport:
     """Fit the towers on per-user lists with `model.fit`; `validation_share` of the lists validate, early
-    stopping keeps the best epoch's weights."""
+    stopping keeps the best epoch's weights; then, with `settings.refit`, the users' own parameters are
+    refitted (`refit_users`)."""
     started = time.perf_counter()
     lists = make_lists(rows, settings.list_size, settings)
     trainer = ListTrainer(pair_model, settings.list_size)
@@ -565,4 +576,8 @@ def train(
         verbose=0,
     )
     val_losses = history.history["val_loss"]
+    if settings.refit:
+        targets = target(rows.watch_ratio, settings)
+        refit = refit_users(pair_model, rows.users, rows.videos, targets, settings.huber_delta, settings.expectile)
+        as_reporter(progress).log(f"refitted {refit.users:,} users' own parameters in {refit.seconds:.1f} s")
     return TrainReport(float(np.min(val_losses)), len(val_losses), time.perf_counter() - started, len(rows))

@@ -8,6 +8,7 @@ import pytest
 from recgen import hybrid, metrics, model
 from recgen.baselines import item_means
 from recgen.features import Interactions
+from recgen.refit import REFIT_LAYER
 
 N_USERS, N_VIDEOS = 80, 120
 rng = np.random.default_rng(7)
@@ -15,11 +16,14 @@ GROUP = np.arange(N_USERS) % 2  # a user's group is a profile feature (as onehot
 FLAVOUR = np.arange(N_VIDEOS) % 2  # a video's flavour is one of its tags
 QUALITY = rng.normal(0, 0.15, N_VIDEOS)
 COLD_USER, COLD_VIDEO = 0, 1  # no training rows: scored from features alone
+REBEL = 3  # in group 1 by profile, but loves flavour 0: only their own rows tell
 
 
 def expected_ratio(users, videos):
-    """Group g loves flavour g (x2) and shrugs at the other (x0.5), around a small item quality."""
-    return np.exp(np.where(GROUP[users] == FLAVOUR[videos], np.log(2.0), np.log(0.5)) + QUALITY[videos])
+    """Group g loves flavour g (x2) and shrugs at the other (x0.5), around a small item quality; the rebel
+    the other way round."""
+    loves = (GROUP[users] == FLAVOUR[videos]) != (users == REBEL)
+    return np.exp(np.where(loves, np.log(2.0), np.log(0.5)) + QUALITY[videos])
 
 
 def side_tables(known_users, known_videos):
@@ -113,6 +117,29 @@ def test_save_then_load_gives_identical_scores(checkerboard, tmp_path):
         hybrid.TowerScorer(reloaded, N_USERS, N_VIDEOS, settings).score_block(np.arange(5)),
         hybrid.TowerScorer(keras_model, N_USERS, N_VIDEOS, settings).score_block(np.arange(5)),
     )
+
+
+def test_the_refit_is_stored_in_the_model_for_users_with_rows_and_keeps_their_own_taste(checkerboard, tmp_path):
+    rows, held_out, keras_model, scorer, _ = checkerboard
+    table = keras_model.get_layer("user_tower").get_layer(REFIT_LAYER).table.numpy()
+    assert not table[COLD_USER].any()  # no rows: the feature path, as before
+    known = np.bincount(rows.users, minlength=N_USERS) > 0
+    assert np.abs(table[known]).sum(axis=1).min() > 0
+    path, _ = model.save(keras_model, tmp_path)
+    reloaded = model.load(path).get_layer("user_tower").get_layer(REFIT_LAYER).table.numpy()
+    np.testing.assert_array_equal(reloaded, table)
+    # The rebel's profile says the opposite of their rows: refitted, they are ranked by their rows.
+    videos = held_out[held_out[:, 0] == REBEL, 1]
+    users = np.full(len(videos), REBEL)
+    assert mean_spearman(users, videos, scorer.score_pairs(users, videos)) > 0.7
+
+
+def test_without_the_refit_the_correction_stays_zero():
+    rows = Interactions(np.array([1, 1, 2, 2], np.int32), np.array([0, 2, 0, 3], np.int32), np.ones(4, np.float32))
+    settings = replace(hybrid.HybridSettings(), dim=2, hidden=4, epochs=1, list_size=2, batch_lists=2, refit=False)
+    keras_model = hybrid.build_hybrid_model(*side_tables(np.arange(N_USERS) < 3, np.arange(N_VIDEOS) < 4), settings)
+    hybrid.train(keras_model, rows, settings)
+    assert not keras_model.get_layer("user_tower").get_layer(REFIT_LAYER).table.numpy().any()
 
 
 def test_lists_hold_every_training_row_once():
