@@ -330,7 +330,7 @@ def _tower(name: str, tables: SideTables, settings: HybridSettings, n_taste: int
     if n_taste:  # user side: taste = predicted from features + the user's own deviation (none when cold)
         taste = layers.Add(name=f"{name}_taste")([layers.Dense(n_taste, name=f"{name}_taste_dense")(x), taste_id])
         vector = layers.Concatenate(name=f"{name}_full_vector")([vector, taste])
-        # The correction `refit_users` sets after training (zeros until then, and for users without rows).
+    if name == "user":  # the correction `refit_users` sets after training (zeros until then and without rows)
         correction = FeatureLookup(n, settings.dim + n_taste + 1, name=REFIT_LAYER)(ids)
         vector = layers.Add(name=f"{name}_refit_vector")([vector, correction[:, :-1]])
         bias = layers.Add(name=f"{name}_refit_bias")([bias, correction[:, -1:]])

@@ -134,12 +134,20 @@ def test_the_refit_is_stored_in_the_model_for_users_with_rows_and_keeps_their_ow
     assert mean_spearman(users, videos, scorer.score_pairs(users, videos)) > 0.7
 
 
-def test_without_the_refit_the_correction_stays_zero():
+@pytest.mark.parametrize("refit", [True, False])
+@pytest.mark.parametrize("personal_weights", [True, False])
+def test_the_refit_sets_the_correction_only_when_asked_with_or_without_personal_weights(refit, personal_weights):
     rows = Interactions(np.array([1, 1, 2, 2], np.int32), np.array([0, 2, 0, 3], np.int32), np.ones(4, np.float32))
-    settings = replace(hybrid.HybridSettings(), dim=2, hidden=4, epochs=1, list_size=2, batch_lists=2, refit=False)
-    keras_model = hybrid.build_hybrid_model(*side_tables(np.arange(N_USERS) < 3, np.arange(N_VIDEOS) < 4), settings)
+    settings = replace(hybrid.HybridSettings(), dim=2, hidden=4, epochs=1, list_size=2, batch_lists=2, refit=refit)
+    users, videos = side_tables(np.arange(N_USERS) < 3, np.arange(N_VIDEOS) < 4)
+    if not personal_weights:
+        videos = replace(videos, content=None)
+    keras_model = hybrid.build_hybrid_model(users, videos, settings)
     hybrid.train(keras_model, rows, settings)
-    assert not keras_model.get_layer("user_tower").get_layer(REFIT_LAYER).table.numpy().any()
+    table = keras_model.get_layer("user_tower").get_layer(REFIT_LAYER).table.numpy()
+    assert table.shape == (N_USERS, settings.dim + (2 if personal_weights else 0) + 1)
+    assert table[[1, 2]].any() == refit
+    assert not table[[0, 3]].any()  # no rows
 
 
 def test_lists_hold_every_training_row_once():
