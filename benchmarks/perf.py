@@ -27,8 +27,8 @@ Stage times come from the `runs` table. In the same invocation, side by side, it
   everything else loaded (only big_matrix.csv changed), phase by phase: hashing the 7 files, parsing and
   validating, the id and leak checks, de-duplicating, inserting with the indexes, the commit and the numpy
   cache (the duplicates are searched by a thread beside the checks, and the WAL checkpoint runs in a thread
-  beside the cache and is only in the whole, which waits for it); the whole load is shown as a ratio to the
-  raw executemany;
+  beside the cache and is only in the whole, which waits for it); the whole load is shown as a ratio to both
+  references;
 - the seed notebook's data preparation: a per-row Python loop over interactions (`iterrows`) building each
   feature row (user index, video index, 15 video features, target), timed on 100,000 rows and scaled;
   recgen's training throughput (rows x epochs / training seconds) is shown as a ratio to it, and to the
