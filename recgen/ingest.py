@@ -262,10 +262,10 @@ class _Load:
         start = time.perf_counter()
         frame, rejected = read_interactions(self.data, BIG_MATRIX)
         rows_in_file = len(frame) + len(rejected)
-        # The duplicates are found by a thread beside the checks (numpy and pandas release the GIL; 12.5M rows:
-        # ~2.6 s for both one after the other, ~1.6 s side by side). The checks set aside all the copies of a
-        # row or none (`_check`), so the duplicates found among all the rows, less those set aside, are the
-        # duplicates among the rows kept.
+        # The duplicates are found by a thread beside the checks (numpy and pandas release the GIL; 12.5M rows,
+        # de-duplicated the general way: ~2.6 s for both one after the other, ~1.6 s side by side). The checks
+        # set aside all the copies of a row or none (`_check`), so the duplicates found among all the rows,
+        # less those set aside, are the duplicates among the rows kept.
         with ThreadPoolExecutor(max_workers=1) as background:
             repeated = background.submit(exact_duplicates, frame, ("user_id", "timestamp"))
             leaked = self._evaluated_pairs(frame["user_id"], frame["video_id"])

@@ -527,8 +527,7 @@ def _repeated_in_runs(frame: pd.DataFrame, by: tuple[str, ...]) -> np.ndarray | 
     repeated[pairs[equal]] = True
     longer = np.flatnonzero(length > 2)
     if len(longer):
-        members = frame.iloc[longer]
-        repeated[longer] = _repeated_rows(members, _row_keys(members, _numeric(members)))
+        repeated[longer] = exact_duplicates(frame.iloc[longer])  # the general way
     return repeated
 
 
