@@ -36,7 +36,16 @@ from sqlalchemy import Engine, text
 
 from recgen.constants import SCORE_BLOCK_USERS, SEED
 from recgen.features import Catalog, Interactions, seed_video_features
-from recgen.model import FeatureLookup, TrainReport, epoch_logger, keras, layers, ops, settings_key
+from recgen.model import (
+    FeatureLookup,
+    TrainReport,
+    epoch_logger,
+    keras,
+    layers,
+    ops,
+    settings_key,
+    signals_between_batches,
+)
 from recgen.progress import Reporter, as_reporter
 from recgen.refit import REFIT_LAYER, refit_users
 
@@ -566,15 +575,16 @@ def train(
         ),
     )
     stop = RelativeEarlyStopping(settings.min_improvement, patience=settings.patience, restore_best_weights=True)
-    history = trainer.fit(
-        {"user": lists.users, "videos": lists.videos},
-        lists.targets,
-        batch_size=settings.batch_lists,
-        epochs=settings.epochs,
-        validation_split=settings.validation_share,
-        callbacks=[stop, *epoch_logger(progress)],
-        verbose=0,
-    )
+    with signals_between_batches() as held:
+        history = trainer.fit(
+            {"user": lists.users, "videos": lists.videos},
+            lists.targets,
+            batch_size=settings.batch_lists,
+            epochs=settings.epochs,
+            validation_split=settings.validation_share,
+            callbacks=[stop, *held, *epoch_logger(progress)],
+            verbose=0,
+        )
     val_losses = history.history["val_loss"]
     if settings.refit:
         targets = target(rows.watch_ratio, settings)

@@ -5,9 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -137,6 +140,64 @@ def epoch_logger(progress: Reporter | Callable[[str], None] | None) -> list[kera
     return [_EpochLog(progress)] if progress else []
 
 
+class _HeldSignals(keras.callbacks.Callback):
+    """Holds Ctrl-C and SIGTERM that arrive during `model.fit` until the current batch ends, then gives them
+    to the handlers they would have met (KeyboardInterrupt, the CLI's exit 143, or the default)."""
+
+    def __init__(self, signums: tuple[int, ...]):
+        super().__init__()
+        self.previous = {signum: signal.getsignal(signum) for signum in signums}
+        self.pending: int | None = None
+
+    def hold(self, signum, frame) -> None:
+        self.pending = self.pending or signum
+
+    def install(self) -> None:
+        for signum in self.previous:
+            signal.signal(signum, self.hold)
+
+    def restore(self) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+    def deliver(self) -> None:
+        if self.pending is not None:
+            signum, self.pending = self.pending, None
+            self.restore()
+            signal.raise_signal(signum)  # its own handler runs here, in Python, between two batches
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.deliver()
+
+    def on_test_batch_end(self, batch, logs=None):
+        self.deliver()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.deliver()
+
+
+@contextmanager
+def signals_between_batches() -> Iterator[list[keras.callbacks.Callback]]:
+    """Callbacks for `model.fit` under which Ctrl-C and SIGTERM stop training at the end of a batch.
+
+    Raised wherever the signal lands, the KeyboardInterrupt can land in Python code that TensorFlow's C++
+    runtime calls back mid-step, which swallows it: training, and the run, went on to the end (seen in
+    most stops of a tiny run), and once the process crashed (a segfault on Ctrl-C). Held until a callback
+    runs, it unwinds `fit` like any exception. Signals that are ignored stay ignored; outside the main
+    thread (where no handler can be set) nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield []
+        return
+    signums = tuple(s for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) not in (signal.SIG_IGN, None))
+    held = _HeldSignals(signums)
+    held.install()
+    try:
+        yield [held]
+    finally:
+        held.deliver()  # one that came after the last batch
+        held.restore()
+
+
 def train(
     model: keras.Model,
     interactions: Interactions,
@@ -152,17 +213,17 @@ def train(
     stop = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=settings.patience, restore_best_weights=True, verbose=0
     )
-    callbacks = [stop, *epoch_logger(progress)]
-    history = model.fit(
-        inputs,
-        target,
-        batch_size=settings.batch_size,
-        epochs=settings.epochs,
-        validation_split=settings.validation_share,
-        shuffle=True,
-        callbacks=callbacks,
-        verbose=0,
-    )
+    with signals_between_batches() as held:
+        history = model.fit(
+            inputs,
+            target,
+            batch_size=settings.batch_size,
+            epochs=settings.epochs,
+            validation_split=settings.validation_share,
+            shuffle=True,
+            callbacks=[stop, *held, *epoch_logger(progress)],
+            verbose=0,
+        )
     val_losses = history.history["val_loss"]
     return TrainReport(
         val_loss=float(np.min(val_losses)),

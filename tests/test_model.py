@@ -1,3 +1,6 @@
+import os
+import signal
+
 import numpy as np
 import pytest
 
@@ -87,3 +90,34 @@ def test_training_is_reproducible_with_the_same_seed(planted):
         rtol=1e-4,
         atol=1e-5,
     )
+
+
+def _exit_143(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+@pytest.mark.parametrize(
+    "signum, handler, raised",
+    [(signal.SIGINT, signal.default_int_handler, KeyboardInterrupt), (signal.SIGTERM, _exit_143, SystemExit)],
+)
+def test_a_signal_during_training_stops_it_at_the_next_batch_with_the_handler_in_place(
+    planted, signum, handler, raised
+):
+    features, rows, _ = planted
+    settings = model.SeedSettings(epochs=6, batch_size=1024, patience=6)
+    keras_model = model.build_seed_model(N_USERS, features, settings)
+    lines = []
+
+    def progress(line):
+        lines.append(line)
+        if line.startswith("epoch 1:"):  # the first epoch's end: the next batch ends in the second one
+            os.kill(os.getpid(), signum)
+
+    before = signal.signal(signum, handler)
+    try:
+        with pytest.raises(raised):
+            model.train(keras_model, rows, settings, progress=progress)
+        assert signal.getsignal(signum) is handler  # restored
+    finally:
+        signal.signal(signum, before)
+    assert [line.split(":")[0] for line in lines] == ["epoch 1"]
