@@ -47,7 +47,7 @@ from recgen.model import (
     signals_between_batches,
 )
 from recgen.progress import Reporter, as_reporter
-from recgen.refit import REFIT_LAYER, refit_users
+from recgen.refit import FACTORS_LAYER, REFIT_LAYER, fit_residual_factors, refit_users
 
 USER_CATEGORICAL = (
     "user_active_degree",
@@ -101,6 +101,9 @@ class HybridSettings:
     history: bool = False  # the user's history features (worse: see user_tables)
     row_weighted: bool = True  # a list's loss is its rows' sum / list_size: each row counts the same (see ListLoss)
     refit: bool = True  # after fit, each user's own parameters estimated again by empirical Bayes (recgen.refit)
+    residual_rank: int = 16  # then factors of what is left unexplained (recgen.refit.fit_residual_factors); 0: none
+    residual_ridge: float = 5.0  # their ridge penalty (1 overfits; 100 leaves them at zero)
+    residual_steps: int = 8  # alternating least-squares sweeps
     without: tuple[str, ...] = ()  # feature groups left out, for ablations (see ABLATION_GROUPS)
     seed: int = SEED
 
@@ -347,6 +350,9 @@ def _tower(name: str, tables: SideTables, settings: HybridSettings, n_taste: int
     if has_content:
         content_lookup = FeatureLookup(n, tables.content.shape[1], name=f"{name}_content")
         vector = layers.Concatenate(name=f"{name}_full_vector")([vector, content_lookup(ids)])
+    if settings.residual_rank:  # set by `fit_residual_factors` after training (zeros until then)
+        factors = FeatureLookup(n, settings.residual_rank, name=f"{name}_{FACTORS_LAYER}")(ids)
+        vector = layers.Concatenate(name=f"{name}_factored_vector")([vector, factors])
     tower = keras.Model(ids, [vector, bias], name=f"{name}_tower")
     if has_content:
         content_lookup.table.assign(tables.content)
@@ -590,4 +596,19 @@ def train(
         targets = target(rows.watch_ratio, settings)
         refit = refit_users(pair_model, rows.users, rows.videos, targets, settings.huber_delta, settings.expectile)
         as_reporter(progress).log(f"refitted {refit.users:,} users' own parameters in {refit.seconds:.1f} s")
+    if settings.residual_rank:
+        factors = fit_residual_factors(
+            pair_model,
+            rows.users,
+            rows.videos,
+            target(rows.watch_ratio, settings),
+            settings.huber_delta,
+            settings.residual_ridge,
+            settings.residual_steps,
+            settings.seed,
+        )
+        as_reporter(progress).log(
+            f"residual factors (rank {factors.rank}): rmse {factors.rmse_before:.4f} -> {factors.rmse_after:.4f} "
+            f"in {factors.seconds:.1f} s"
+        )
     return TrainReport(float(np.min(val_losses)), len(val_losses), time.perf_counter() - started, len(rows))

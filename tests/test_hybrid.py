@@ -195,3 +195,43 @@ def test_the_expectile_weighs_under_predictions_more_and_0_5_is_the_plain_huber_
     assert hybrid.ListLoss.from_config(hybrid.ListLoss(expectile=0.7).get_config()).expectile == 0.7
     with pytest.raises(ValueError, match="expectile"):
         hybrid.ListLoss(expectile=1.0)
+
+
+@pytest.fixture(scope="module")
+def hidden_tastes():
+    """The checkerboard with the groups and flavours in no feature: only a collaborative model finds it."""
+    rng = np.random.default_rng(11)
+    pairs = np.array([(u, v) for u in range(N_USERS) for v in range(N_VIDEOS)])
+    train_mask = (rng.random(len(pairs)) < 0.6) & (pairs[:, 0] != COLD_USER) & (pairs[:, 1] != COLD_VIDEO)
+    train, held_out = pairs[train_mask], pairs[~train_mask & (pairs[:, 0] != REBEL)]
+    ratio = expected_ratio(train[:, 0], train[:, 1]) * rng.lognormal(-0.045, 0.3, len(train))
+    rows = Interactions(train[:, 0].astype(np.int32), train[:, 1].astype(np.int32), ratio.astype(np.float32))
+    users, videos = side_tables(np.bincount(rows.users, minlength=N_USERS) > 0, np.bincount(rows.videos) > 0)
+    users = replace(users, categorical=np.ones_like(users.categorical))  # the group is hidden
+    videos = replace(videos, numeric=np.zeros_like(videos.numeric), content=None)  # the flavour too
+    return rows, held_out, users, videos
+
+
+@pytest.mark.parametrize("rank", [0, 2])
+def test_residual_factors_find_a_taste_no_feature_carries_and_are_stored_for_known_ids_only(
+    hidden_tastes, rank, tmp_path
+):
+    rows, held_out, users, videos = hidden_tastes
+    settings = replace(
+        hybrid.HybridSettings(), dim=2, hidden=8, epochs=1, list_size=16, batch_lists=32, residual_rank=rank,
+        residual_ridge=1.0,
+    )  # fmt: skip
+    keras_model = hybrid.build_hybrid_model(users, videos, settings)
+    hybrid.train(keras_model, rows, settings)  # one epoch: the towers alone learn little of the taste
+    scorer = hybrid.TowerScorer(keras_model, N_USERS, N_VIDEOS, settings)
+    found = mean_spearman(held_out[:, 0], held_out[:, 1], scorer.score_pairs(held_out[:, 0], held_out[:, 1]))
+    if rank == 0:
+        assert found < 0.5
+        return
+    assert found > 0.7
+    for side, cold in (("user", COLD_USER), ("video", COLD_VIDEO)):
+        table = keras_model.get_layer(f"{side}_tower").get_layer(f"{side}_residual_factors").table.numpy()
+        assert not table[cold].any() and np.abs(table).sum(axis=1).max() > 0
+    path, _ = model.save(keras_model, tmp_path)
+    reloaded = hybrid.TowerScorer(model.load(path), N_USERS, N_VIDEOS, settings)
+    np.testing.assert_array_equal(reloaded.score_block(np.arange(N_USERS)), scorer.score_block(np.arange(N_USERS)))
