@@ -6,12 +6,17 @@ contract of the README), then prints per method the mean and spread over seeds o
 training time, and hit_ratio@50 as a share of the oracle's (ranking by the planted expected watch ratio).
 With --ablations it also trains the default model with each feature group left out, with the options it
 does without (history features, personal weights over duration bumps), with the alternative objectives and
-targets, and as the previous default, and prints those rows.
+targets, and as the first default, and prints those rows.
 
     python benchmarks/quality.py                         # --scale small, seeds 1 2 3
     python benchmarks/quality.py --ablations --seeds 1 2 3
     python benchmarks/quality.py --scale full --seeds 1  # one full-scale run (long)
     python benchmarks/quality.py --hybrid-only --set huber_delta=1.0  # one setting of the default model
+    python benchmarks/quality.py --generator latent      # samples from a variant of the planted model
+
+The generator variants (--generator) change the planted model's knobs, to see how much of a method's
+result hangs on recgen's own generator: "latent" plants tastes mostly in latent factors that no feature
+carries, "noisy" plants noisier views and more loops.
 
 Samples already generated under --work are reused.
 
@@ -23,13 +28,14 @@ from __future__ import annotations
 import argparse
 import platform
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import text
 
-from recgen import baselines, evaluate, families, hybrid
+from recgen import baselines, evaluate, families, hybrid, sample_interactions, sample_params, sample_world
 from recgen.constants import GROUND_TRUTH, MODEL_HYBRID, MODEL_SEED, TOP_K
 from recgen.db import get_engine
 from recgen.features import Catalog, Interactions, load_catalog, load_interactions, seed_video_features
@@ -115,7 +121,10 @@ VARIANTS = {
     "raw watch_ratio target (capped at 50), Huber delta 1": {"transform": "identity", "huber_delta": 1.0},
     "with a ListNet ranking loss (weight 0.02)": {"ranking_weight": 0.02},
     "loss per list (mean over its rows), not per row": {"row_weighted": False},
-    "previous default (raw target, dim 32, id scale 8, bumps, history)": {
+    "without the residual factors": {"residual_rank": 0},
+    "first default (raw target, dim 32, id scale 8, bumps, history; no refit, no factors)": {
+        "refit": False,
+        "residual_rank": 0,
         "transform": "identity",
         "huber_delta": 1.0,
         "dim": 32,
@@ -126,6 +135,30 @@ VARIANTS = {
         "expectile": 0.5,
     },
 }
+
+
+# The planted model's knobs (recgen.sample_params) each generator variant changes.
+GENERATORS = {
+    "default": {},
+    "latent": {"N_FACTORS": 16, "FACTOR_SD": 0.35, "TASTE_SD": 0.15, "CATEGORY_TASTE_SD": 0.1},
+    "noisy": {"WATCH_SD": 0.5, "LOOP_INTERCEPT": -4.4},
+}
+
+
+@contextmanager
+def generator_variant(name: str):
+    """The generator's modules with the variant's values for their planted-model constants, restored after."""
+    modules = (sample_params, sample_world, sample_interactions)
+    saved = [
+        (module, key, getattr(module, key)) for module in modules for key in GENERATORS[name] if hasattr(module, key)
+    ]
+    for module, key, _ in saved:
+        setattr(module, key, GENERATORS[name][key])
+    try:
+        yield
+    finally:
+        for module, key, value in saved:
+            setattr(module, key, value)
 
 
 def evaluate_seed(root: Path, seed: int, ablations: bool, hybrid_only: bool = False, overrides=None) -> list[dict]:
@@ -193,6 +226,12 @@ def main() -> None:
         "--hybrid-only", action="store_true", help="only the default model (and the oracle): no baselines, no seed"
     )
     parser.add_argument(
+        "--generator",
+        choices=tuple(GENERATORS),
+        default="default",
+        help="a variant of the planted model for the samples (see the module's docstring)",
+    )
+    parser.add_argument(
         "--set",
         action="append",
         default=[],
@@ -205,18 +244,23 @@ def main() -> None:
         key, _, value = item.partition("=")
         default = getattr(hybrid.HybridSettings(), key)
         overrides[key] = value.lower() in ("1", "true", "yes") if isinstance(default, bool) else type(default)(value)
-    print(f"# recgen quality benchmark, {time.strftime('%Y-%m-%d')}, {platform.node()}, scale {args.scale}")
+    samples = args.scale if args.generator == "default" else f"{args.scale}-{args.generator}"
+    print(
+        f"# recgen quality benchmark, {time.strftime('%Y-%m-%d')}, {platform.node()}, scale {args.scale}, "
+        f"generator {args.generator}"
+    )
     rows = []
     for seed in args.seeds:
-        root = args.work / f"{args.scale}-{seed}"
+        root = args.work / f"{samples}-{seed}"
         if not (root / GROUND_TRUTH).is_file():
             print(f"generating {root}", flush=True)
-            generate_sample(root, scale=args.scale, seed=seed)
+            with generator_variant(args.generator):
+                generate_sample(root, scale=args.scale, seed=seed)
         rows.extend(evaluate_seed(root, seed, args.ablations, args.hybrid_only, overrides))
     results = pd.DataFrame(rows)
     suffix = "-hybrid" if args.hybrid_only else ""
-    results.to_csv(args.work / f"quality-{args.scale}{suffix}.csv", index=False)
-    print(f"\nMean ± sd over generator seeds {args.seeds} ({args.scale} scale):\n")
+    results.to_csv(args.work / f"quality-{samples}{suffix}.csv", index=False)
+    print(f"\nMean ± sd over generator seeds {args.seeds} ({args.scale} scale, generator {args.generator}):\n")
     print(report(results))
 
 
