@@ -18,7 +18,10 @@ terms than the mean. The raw ratio under a Huber loss (the previous target) rank
 
 After `model.fit`, each user's own parameters (their vector and bias beyond what their features predict) are
 estimated again in closed form by empirical Bayes, with the videos' outputs fixed (recgen.refit): a user with
-few rows stays near what their features predict, one with many follows their rows.
+few rows stays near what their features predict, one with many follows their rows. Then what the model
+still leaves unexplained is factorised (alternating least squares, `residual_rank` factors a side), and the
+factors are appended to both towers' vectors: a taste no feature carries, which the towers learn little of
+before early stopping.
 
 Cold start: id embeddings are dropped for a share of the training lists (`id_dropout`), so the towers also
 learn to score from features alone; users and videos without training rows get no id embedding at all.

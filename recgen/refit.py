@@ -1,4 +1,5 @@
-"""The default model's last training step: each user's own parameters re-estimated by empirical Bayes.
+"""The default model's last training steps: each user's own parameters re-estimated by empirical Bayes
+(`refit_users`), then factors of what is left unexplained (`fit_residual_factors`).
 
 After `model.fit`, the user tower gives a user a vector and a bias: what their features predict (the
 feature path, all a user without training rows gets) plus their own deviation, learned by gradient steps
@@ -12,7 +13,8 @@ rows. Rows weigh as under the training loss (Huber: 1 within `delta` of the fit,
 asymmetric: 2 x expectile when under-predicted, 2 x (1 - expectile) over), by reweighted least squares.
 
 The result is stored in the model: a fixed per-user correction added to the user tower's output
-(`REFIT_LAYER`; zeros while training and for users without rows), so a saved model scores with it.
+(`REFIT_LAYER`; zeros while training and for users without rows), so a saved model scores with it; the
+residual factors likewise, as fixed tables appended to both towers' vectors.
 """
 
 from __future__ import annotations
