@@ -105,7 +105,7 @@ class HybridSettings:
     row_weighted: bool = True  # a list's loss is its rows' sum / list_size: each row counts the same (see ListLoss)
     refit: bool = True  # after fit, each user's own parameters estimated again by empirical Bayes (recgen.refit)
     residual_rank: int = 16  # then factors of what is left unexplained (recgen.refit.fit_residual_factors); 0: none
-    residual_ridge: float = 5.0  # their ridge penalty (1 overfits; 100 leaves them at zero)
+    residual_ridge: float = 5.0  # their ridge penalty: 3 overfits light users, 10 misses latent tastes (README)
     residual_steps: int = 8  # alternating least-squares sweeps
     without: tuple[str, ...] = ()  # feature groups left out, for ablations (see ABLATION_GROUPS)
     seed: int = SEED
@@ -569,7 +569,8 @@ def train(
 ) -> TrainReport:
     """Fit the towers on per-user lists with `model.fit`; `validation_share` of the lists validate, early
     stopping keeps the best epoch's weights; then, with `settings.refit`, the users' own parameters are
-    refitted (`refit_users`)."""
+    refitted (`refit_users`), and with `settings.residual_rank`, what is left is factorised
+    (`fit_residual_factors`)."""
     started = time.perf_counter()
     lists = make_lists(rows, settings.list_size, settings)
     trainer = ListTrainer(pair_model, settings.list_size)
@@ -595,8 +596,8 @@ def train(
             verbose=0,
         )
     val_losses = history.history["val_loss"]
+    targets = target(rows.watch_ratio, settings)
     if settings.refit:
-        targets = target(rows.watch_ratio, settings)
         refit = refit_users(pair_model, rows.users, rows.videos, targets, settings.huber_delta, settings.expectile)
         as_reporter(progress).log(f"refitted {refit.users:,} users' own parameters in {refit.seconds:.1f} s")
     if settings.residual_rank:
@@ -604,7 +605,7 @@ def train(
             pair_model,
             rows.users,
             rows.videos,
-            target(rows.watch_ratio, settings),
+            targets,
             settings.huber_delta,
             settings.residual_ridge,
             settings.residual_steps,
