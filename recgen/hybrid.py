@@ -48,6 +48,7 @@ from recgen.model import (
     ops,
     settings_key,
     signals_between_batches,
+    tower_outputs,
 )
 from recgen.progress import Reporter, as_reporter
 from recgen.refit import FACTORS_LAYER, REFIT_LAYER, fit_residual_factors, refit_users
@@ -519,12 +520,8 @@ class TowerScorer:
     def __init__(self, model: keras.Model, n_users: int, n_videos: int, settings: HybridSettings, name: str = "model"):
         self.name = name
         self.settings = settings
-        user_vec, user_bias = model.get_layer("user_tower").predict(
-            np.arange(n_users, dtype=np.int32), verbose=0, batch_size=65536
-        )
-        video_vec, video_bias = model.get_layer("video_tower").predict(
-            np.arange(n_videos, dtype=np.int32), verbose=0, batch_size=65536
-        )
+        user_vec, user_bias = tower_outputs(model.get_layer("user_tower"), n_users)
+        video_vec, video_bias = tower_outputs(model.get_layer("video_tower"), n_videos)
         self.user_vec, self.user_bias = user_vec.astype(np.float32), user_bias[:, 0].astype(np.float32)
         self.video_vec, self.video_bias = video_vec.astype(np.float32), video_bias[:, 0].astype(np.float32)
 

@@ -233,6 +233,11 @@ def train(
     )
 
 
+def tower_outputs(tower: keras.Model, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """A tower's outputs (vector, bias) for every id 0..n-1, in inference mode, in batches of PREDICT_BATCH."""
+    return tower.predict(np.arange(n, dtype=np.int32), verbose=0, batch_size=PREDICT_BATCH)
+
+
 def predict(model: keras.Model, users: np.ndarray, videos: np.ndarray) -> np.ndarray:
     """Scores for (user index, video index) pairs, float32, in input order, in batches of PREDICT_BATCH."""
     out = np.empty(len(users), dtype=np.float32)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recgen.model import keras
+from recgen.model import keras, tower_outputs
 
 REFIT_LAYER = "user_refit"
 FACTORS_LAYER = "residual_factors"  # "user_residual_factors" and "video_residual_factors"
@@ -68,7 +68,7 @@ def refit_users(
     finally:
         known.table.assign(flags)
     n_videos = video_tower.get_layer("video_known").n_rows
-    video_vec, video_bias = video_tower.predict(np.arange(n_videos, dtype=np.int32), verbose=0, batch_size=65536)
+    video_vec, video_bias = tower_outputs(video_tower, n_videos)
     design = np.hstack([video_vec[:, :width], np.ones((n_videos, 1), dtype=np.float32)])  # the constant: the bias's
     # What the feature path leaves for each row's user to explain, and the deviation the fit gave the user.
     left = targets.astype(np.float32) - video_bias[videos, 0]
@@ -84,8 +84,7 @@ def refit_users(
     noise = float(np.mean(np.minimum((left[every] - fit) ** 2, delta**2)))
     # The prior's weight per dimension: that noise over the spread of the heavy users' deviations.
     penalty = np.diag(noise / (deviation[heavy].var(axis=0) + 1e-8))
-    order = np.argsort(users, kind="stable")
-    bounds = np.searchsorted(users[order], np.arange(n_users + 1))
+    order, bounds = _grouped(users, n_users)
     sorted_videos, sorted_left = videos[order], left[order]
     for user in np.flatnonzero(fitted):
         # One small regression per user (~60 parameters over that user's rows): a loop over users, each
@@ -108,7 +107,7 @@ def refit_users(
 def _outputs(user_tower: keras.Model, n_users: int, width: int) -> np.ndarray:
     """Every user's vector (its first `width` columns) and bias, one row each (the bias last), in inference
     mode."""
-    vector, bias = user_tower.predict(np.arange(n_users, dtype=np.int32), verbose=0, batch_size=65536)
+    vector, bias = tower_outputs(user_tower, n_users)
     return np.hstack([vector[:, :width], bias]).astype(np.float64)
 
 
@@ -144,12 +143,8 @@ def fit_residual_factors(
     rank = user_table.n_features
     for table in (user_table, video_table):
         table.table.assign(np.zeros((table.n_rows, rank), dtype=np.float32))
-    user_vec, user_bias = pair_model.get_layer("user_tower").predict(
-        np.arange(user_table.n_rows, dtype=np.int32), verbose=0, batch_size=65536
-    )
-    video_vec, video_bias = pair_model.get_layer("video_tower").predict(
-        np.arange(video_table.n_rows, dtype=np.int32), verbose=0, batch_size=65536
-    )
+    user_vec, user_bias = tower_outputs(pair_model.get_layer("user_tower"), user_table.n_rows)
+    video_vec, video_bias = tower_outputs(pair_model.get_layer("video_tower"), video_table.n_rows)
     fit = _row_scores(user_vec, video_vec, users, videos) + user_bias[users, 0] + video_bias[videos, 0]
     residual = np.clip(targets - fit, -delta, delta).astype(np.float32)
     rng = np.random.default_rng(seed)
@@ -162,8 +157,8 @@ def fit_residual_factors(
     # Per side: the rows grouped by its ids, each row's other-side id and residual in that order.
     sides = []
     for own_ids, other_ids, n in ((users, videos, user_table.n_rows), (videos, users, video_table.n_rows)):
-        order = np.argsort(own_ids, kind="stable")
-        sides.append((np.searchsorted(own_ids[order], np.arange(n + 1)), other_ids[order], residual[order]))
+        order, bounds = _grouped(own_ids, n)
+        sides.append((bounds, other_ids[order], residual[order]))
     penalty = ridge * np.eye(rank)
     for _ in range(steps):
         for side, (bounds, other_ids, ordered) in enumerate(sides):
@@ -182,6 +177,12 @@ def fit_residual_factors(
         float(np.sqrt(np.mean(after**2))),
         time.perf_counter() - started,
     )
+
+
+def _grouped(ids: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rows' order grouped by id (stable), and where each id 0..n-1's rows start and end in it."""
+    order = np.argsort(ids, kind="stable")
+    return order, np.searchsorted(ids[order], np.arange(n + 1))
 
 
 def _row_scores(left: np.ndarray, right: np.ndarray, users: np.ndarray, videos: np.ndarray) -> np.ndarray:
