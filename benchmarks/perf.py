@@ -215,8 +215,12 @@ def measure_in_process(db: str, model_name: str) -> dict[str, float]:
     """Scoring, evaluation and training throughput on a database after a run (imports TensorFlow)."""
     import numpy as np
 
-    from recgen import baselines, evaluate, families, features, model, recommend
-    from recgen.db import get_engine
+    from recgen import features, recommend
+    from recgen.evaluation import evaluate
+    from recgen.models import baselines
+    from recgen.models import keras_base as model
+    from recgen.models import registry as families
+    from recgen.store.engine import get_engine
 
     engine = get_engine(db)
     catalog = features.load_catalog(engine)
@@ -263,8 +267,8 @@ def measure_in_process(db: str, model_name: str) -> dict[str, float]:
 def raw_executemany(sample: Path, out: Path) -> dict[str, float]:
     """Raw sqlite3.executemany of the de-duplicated big_matrix rows, one transaction: plain (from the frame)
     and prebuilt tuples (only the executemany timed); then recgen's insert path and whole load beside them."""
-    from recgen.db import _python_values
-    from recgen.readers import drop_exact_duplicates, locate_data, read_interactions
+    from recgen.ingest.readers import drop_exact_duplicates, locate_data, read_interactions
+    from recgen.store.engine import _python_values
 
     print(f"reference: raw sqlite3 executemany (load average {load_average()})", flush=True)
     frame, _ = drop_exact_duplicates(read_interactions(locate_data(sample), "big_matrix.csv")[0].reset_index(drop=True))
@@ -338,7 +342,7 @@ def _raw_table(target: Path) -> sqlite3.Connection:
 
 
 def _fresh(target: Path):
-    from recgen.db import get_engine
+    from recgen.store.engine import get_engine
 
     for suffix in ("", "-wal", "-shm"):
         Path(f"{target}{suffix}").unlink(missing_ok=True)
@@ -349,8 +353,8 @@ def _fresh(target: Path):
 def recgen_insert(frame, out: Path, indexes: bool) -> float:
     """recgen's own insert path (`db.replace_rows`, as ingest calls it) for the same rows, into the real
     train_interactions table, with or without its indexes, one transaction, commit included."""
-    from recgen.db import migrate, replace_rows
-    from recgen.schema import train_interactions
+    from recgen.store.engine import migrate, replace_rows
+    from recgen.store.schema import train_interactions
 
     target = out / "recgen-insert.db"
     engine = _fresh(target)
@@ -382,7 +386,9 @@ def recgen_big_load(sample: Path, out: Path) -> dict[str, float]:
     waiting for that thread). `hash` sums the time of ingest's two hashing threads, so it is more than the
     wall time they take, and the phases overlap where `dedup`'s thread runs beside the checks.
     """
-    from recgen import db, ingest, readers
+    from recgen.ingest import load as ingest
+    from recgen.ingest import readers
+    from recgen.store import engine as db
 
     target = out / "recgen-load.db"
     engine = _fresh(target)
@@ -453,7 +459,7 @@ def notebook_loop(sample: Path) -> dict[str, float]:
     import pandas as pd
 
     from recgen.features import SEED_FEATURES
-    from recgen.readers import locate_data
+    from recgen.ingest.readers import locate_data
 
     print(f"reference: the seed notebook's per-row loop (load average {load_average()})", flush=True)
     with locate_data(sample).open("big_matrix.csv") as stream:

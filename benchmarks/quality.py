@@ -35,12 +35,18 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import text
 
-from recgen import baselines, evaluate, families, hybrid, sample_interactions, sample_params, sample_world
 from recgen.constants import GROUND_TRUTH, MODEL_HYBRID, MODEL_SEED, TOP_K
-from recgen.db import get_engine
+from recgen.evaluation import evaluate
 from recgen.features import Catalog, Interactions, load_catalog, load_interactions, seed_video_features
-from recgen.ingest import ingest
-from recgen.sample import generate_sample
+from recgen.ingest.load import ingest
+from recgen.models import baselines
+from recgen.models import registry as families
+from recgen.models.hybrid import network as hybrid
+from recgen.sample import interactions as sample_interactions
+from recgen.sample import params as sample_params
+from recgen.sample import world as sample_world
+from recgen.sample.generate import generate_sample
+from recgen.store.engine import get_engine
 
 METRICS = (f"hit_ratio@{TOP_K}", f"ndcg@{TOP_K}", f"precision@{TOP_K}", f"recall@{TOP_K}", "spearman", "mae")
 

@@ -30,7 +30,7 @@ from recgen.constants import (
     SMALL_MATRIX,
     SOCIAL_NETWORK,
 )
-from recgen.sample_params import REAL_USERS, REAL_VIDEOS, SCALES
+from recgen.sample.params import REAL_USERS, REAL_VIDEOS, SCALES
 
 
 def _generate(out: Path, scale: str, seed: int) -> tuple[float, float]:

@@ -3,7 +3,7 @@
 from alembic import context
 from sqlalchemy import create_engine
 
-from recgen.schema import metadata
+from recgen.store.schema import metadata
 
 config = context.config
 

@@ -21,8 +21,7 @@ import numpy as np
 from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.engine import make_url
 
-from recgen import baselines as baseline_scorers
-from recgen import evaluate, families, features, model, publish, recommend, report
+from recgen import features, recommend
 from recgen.constants import (
     DEFAULT_MODEL,
     EMBEDDED_SAMPLE_SCALE,
@@ -44,12 +43,18 @@ from recgen.constants import (
     STATUS_RUNNING,
     TOP_K,
 )
-from recgen.db import checkpoint, database_url, get_engine, insert_frame, migrate, utc_now
 from recgen.errors import EXIT_INTERNAL, ConfigError, LockedError, MissingInputError, RecgenError
-from recgen.ingest import ingest
+from recgen.evaluation import evaluate
+from recgen.ingest.load import ingest
+from recgen.models import baselines as baseline_scorers
+from recgen.models import keras_base as model
+from recgen.models import registry as families
 from recgen.progress import Reporter
-from recgen.report import REPORT_FILE
-from recgen.schema import models, recommendations, run_metrics, runs, user_metrics
+from recgen.report import write as report
+from recgen.report.write import REPORT_FILE
+from recgen.store import fts as publish
+from recgen.store.engine import checkpoint, database_url, get_engine, insert_frame, migrate, utc_now
+from recgen.store.schema import models, recommendations, run_metrics, runs, user_metrics
 
 Log = Callable[[str], None]
 RETRAIN_CHOICES = ("auto", "always", "never")
@@ -122,7 +127,7 @@ def lock_path(db: str) -> Path:
 
 def ensure_embedded_sample(sample_dir: Path, scale: str, log: Log) -> Path:
     """The synthetic sample used when no data is configured: generated once, then reused."""
-    from recgen.sample import generate_sample  # imported late: only the embedded default needs it
+    from recgen.sample.generate import generate_sample  # imported late: only the embedded default needs it
 
     data_dir = sample_dir / "KuaiRec 2.0" / "data"
     if data_dir.is_dir():

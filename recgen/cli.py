@@ -270,8 +270,8 @@ def ingest(db, data_dir, force, max_rejected) -> None:
         recgen ingest --data-dir KuaiRec.zip
     """
     from recgen.batch import job_lock, lock_path
-    from recgen.db import get_engine
-    from recgen.ingest import ingest as run_ingest
+    from recgen.ingest.load import ingest as run_ingest
+    from recgen.store.engine import get_engine
 
     with job_lock(lock_path(db)):
         result = run_ingest(get_engine(db), data_dir, force=force, max_rejected=max_rejected, progress=_log)
@@ -295,7 +295,7 @@ def sample(out_dir, scale, seed) -> None:
 
         recgen sample /tmp/kuairec --scale small --seed 7
     """
-    from recgen.sample import generate_sample
+    from recgen.sample.generate import generate_sample
 
     data_dir = generate_sample(out_dir, scale=scale, seed=seed, progress=_log)
     click.echo(f"wrote a {scale} synthetic sample to {data_dir}")
@@ -318,8 +318,8 @@ def report(db, out_dir) -> None:
         recgen report --db output/recs.db
     """
     from recgen.batch import BatchOptions, job_lock, lock_path
-    from recgen.db import existing_engine
-    from recgen.report import write_report
+    from recgen.report.write import write_report
+    from recgen.store.engine import existing_engine
 
     folder = out_dir or BatchOptions(db=db).report_dir
     engine = existing_engine(db)
@@ -339,9 +339,9 @@ def evaluate_command(db, run_id) -> None:
 
         recgen evaluate --run 12
     """
-    from recgen.db import existing_engine
     from recgen.errors import MissingInputError
-    from recgen.evaluate import metrics_table
+    from recgen.evaluation.evaluate import metrics_table
+    from recgen.store.engine import existing_engine
 
     found, table = metrics_table(existing_engine(db), run_id)
     if table.empty:
@@ -388,7 +388,7 @@ def download(dest, urls, size, md5) -> None:
 
         recgen download --dest /data
     """
-    from recgen.download import DEFAULT_DEST, OFFICIAL_MD5, OFFICIAL_SIZE, download_kuairec
+    from recgen.ingest.download import DEFAULT_DEST, OFFICIAL_MD5, OFFICIAL_SIZE, download_kuairec
 
     result = download_kuairec(
         dest or DEFAULT_DEST,

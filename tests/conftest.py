@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from recgen.cli import cli
-from recgen.sample import generate_sample
+from recgen.sample.generate import generate_sample
 
 REAL_KUAIREC = Path(__file__).resolve().parents[2] / "shared" / "kuairec"
 

@@ -11,8 +11,11 @@ import os
 import signal
 import sys
 
-from recgen import batch, evaluate, features, ingest, model
+from recgen import batch, features
 from recgen.cli import cli
+from recgen.evaluation import evaluate
+from recgen.ingest import load as ingest
+from recgen.models import keras_base as model
 
 
 def die() -> None:

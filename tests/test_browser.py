@@ -13,8 +13,8 @@ import time
 import pytest
 from conftest import datasette_server
 
-from recgen import publish
-from recgen.db import get_engine
+from recgen.store import fts as publish
+from recgen.store.engine import get_engine
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)")

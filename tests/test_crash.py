@@ -13,7 +13,7 @@ from conftest import isolated_copy, query, run_cli
 from kill_at import POINTS
 
 from recgen.constants import STAGE_SUFFIX
-from recgen.model import file_sha256
+from recgen.models.keras_base import file_sha256
 
 KILL_AT = Path(__file__).with_name("kill_at.py")
 

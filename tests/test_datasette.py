@@ -17,10 +17,11 @@ from conftest import backup_copy, datasette_server
 from datasette.app import Datasette
 from sqlalchemy import insert
 
-from recgen import publish, schema
-from recgen.db import get_engine, migrate
-from recgen.queries import CANNED_QUERIES
-from recgen.report import write_report
+from recgen.plugin.queries import CANNED_QUERIES
+from recgen.report.write import write_report
+from recgen.store import fts as publish
+from recgen.store import schema
+from recgen.store.engine import get_engine, migrate
 
 BASELINES = ("seed", "item_mean", "popularity", "random")
 # run_metrics rows of the published run: (model_name, metric) -> value

@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 from sqlalchemy import text
 
-from recgen import db
 from recgen.constants import STAGE_MIN_ROWS, STAGE_SUFFIX
-from recgen.db import checkpoint, checkpoint_deferred, get_engine, insert_frame, migrate, replace_rows
-from recgen.schema import eval_interactions, train_interactions
+from recgen.store import engine as db
+from recgen.store.engine import checkpoint, checkpoint_deferred, get_engine, insert_frame, migrate, replace_rows
+from recgen.store.schema import eval_interactions, train_interactions
 
 
 def interactions(n: int, seed: int = 0) -> pd.DataFrame:

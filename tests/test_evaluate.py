@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from recgen import metrics
-from recgen.baselines import RandomScorer, VideoScorer
-from recgen.evaluate import EvalData, evaluate_all, evaluate_scorer
+from recgen.evaluation import metrics
+from recgen.evaluation.evaluate import EvalData, evaluate_all, evaluate_scorer
+from recgen.models.baselines import RandomScorer, VideoScorer
 
 
 class ArrayScorer:

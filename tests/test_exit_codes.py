@@ -7,9 +7,9 @@ import sqlite3
 import pytest
 from conftest import run_cli
 
-from recgen import evaluate
 from recgen.batch import job_lock, lock_path
 from recgen.constants import SMALL_MATRIX
+from recgen.evaluation import evaluate
 
 
 def data_copy(tiny_sample, tmp_path):

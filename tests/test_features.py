@@ -7,8 +7,8 @@ import pytest
 from sqlalchemy import text
 
 from recgen import features
-from recgen.db import get_engine
-from recgen.ingest import ingest
+from recgen.ingest.load import ingest
+from recgen.store.engine import get_engine
 
 
 @pytest.fixture(scope="module")

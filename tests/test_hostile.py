@@ -31,10 +31,10 @@ from datasette.app import Datasette
 
 from recgen import plugin
 from recgen.batch import BatchOptions
-from recgen.db import get_engine
-from recgen.queries import CANNED_QUERIES, VARIANTS
+from recgen.plugin.queries import CANNED_QUERIES, VARIANTS
+from recgen.store.engine import get_engine
 
-RECGEN = Path(plugin.__file__).resolve().parent
+RECGEN = Path(plugin.__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
@@ -266,15 +266,17 @@ PASS_THROUGH_BUILTINS = {"list", "tuple", "sorted", "set", "frozenset", "str", "
 COUNTERS = {("itertools", "count")}  # iterators of integers
 SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
 # The identifier allow-list: every module-level name of these modules (table and column names, constants).
-TRUSTED_MODULES = {"recgen.schema", "recgen.constants"}
+TRUSTED_MODULES = {"recgen.store.schema", "recgen.constants"}
 # Reviewed exceptions, each a place where the analysis cannot see that the value is recgen's own.
 REVIEWED = {
-    "recgen.db:insert_frame:frame": (
+    "recgen.store.engine:insert_frame:frame": (
         "column labels of DataFrames recgen builds itself from schema column names; a CSV header never reaches "
         "them, as the readers keep only the columns of readers.KINDS (test_sql_in_csv_headers_and_text_...)"
     ),
-    "recgen.db:_copy_through_stage:ddl": "the CREATE statements of recgen's own table, read back from sqlite_master",
-    "recgen.db:_release_stages:schema": "the names `recgen_stage_<n>` that _copy_through_stage attached",
+    "recgen.store.engine:_copy_through_stage:ddl": (
+        "the CREATE statements of recgen's own table, read back from sqlite_master"
+    ),
+    "recgen.store.engine:_release_stages:schema": "the names `recgen_stage_<n>` that _copy_through_stage attached",
 }
 
 
@@ -590,16 +592,19 @@ def unsafe_sql(analysis: SqlSources, extra_sinks: list[tuple[str, str]] = ()) ->
 
 
 def recgen_sources() -> dict[str, str]:
-    return {
-        "recgen" if path.stem == "__init__" else f"recgen.{path.stem}": path.read_text(encoding="utf-8")
-        for path in sorted(RECGEN.glob("*.py"))
-    }
+    return {_module_name(path): path.read_text(encoding="utf-8") for path in sorted(RECGEN.rglob("*.py"))}
+
+
+def _module_name(path: Path) -> str:
+    """`recgen.store.schema` for recgen/store/schema.py, `recgen.store` for recgen/store/__init__.py."""
+    parts = path.relative_to(RECGEN.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
 INJECTABLE = """
 import itertools
 from sqlalchemy import select, text
-from recgen.schema import runs
+from recgen.store.schema import runs
 TABLE = "runs"
 _numbers = itertools.count(1)
 
@@ -656,7 +661,7 @@ def fine(conn, user_id, path):
 
 def test_the_static_check_catches_input_in_sql_text():
     """The analysis on code written to be injectable: it must flag every function but the last."""
-    sources = {"recgen.schema": "runs = None\n", "injectable": INJECTABLE}
+    sources = {"recgen.store.schema": "runs = None\n", "injectable": INJECTABLE}
     found = unsafe_sql(SqlSources(sources, reviewed={}))
     flagged = {source.split(":")[1] for source in found}
     assert flagged == {"user_page", "by_percent", "caller", "concatenated", "through_a_loop", "starred"}, found
@@ -667,7 +672,7 @@ def test_sql_text_in_recgen_is_built_from_constants_and_schema_names_only():
     sinks = list(analysis.sinks())
     assert len(sinks) >= 30
     # The canned queries go to Datasette as text: analysed too.
-    found = unsafe_sql(analysis, [("recgen.queries", "CANNED_QUERIES"), ("recgen.queries", "VARIANTS")])
+    found = unsafe_sql(analysis, [("recgen.plugin.queries", "CANNED_QUERIES"), ("recgen.plugin.queries", "VARIANTS")])
     assert not found, "SQL text built from values that are not constants or schema names:\n" + "\n".join(
         f"  {source}\n      -> {calls[0]}" for source, calls in sorted(found.items())
     )

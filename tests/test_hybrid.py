@@ -5,10 +5,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from recgen import hybrid, metrics, model
-from recgen.baselines import item_means
+from recgen.evaluation import metrics
 from recgen.features import Interactions
-from recgen.refit import REFIT_LAYER
+from recgen.models import keras_base as model
+from recgen.models.baselines import item_means
+from recgen.models.hybrid import network as hybrid
+from recgen.models.hybrid.refit import REFIT_LAYER
 
 N_USERS, N_VIDEOS = 80, 120
 rng = np.random.default_rng(7)

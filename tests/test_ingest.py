@@ -21,11 +21,11 @@ from recgen.constants import (
     SOCIAL_NETWORK,
     USER_FEATURES,
 )
-from recgen.db import get_engine
 from recgen.errors import DataError, MissingInputError
-from recgen.ingest import data_fingerprint, ingest, locate_data
-from recgen.readers import drop_exact_duplicates, read_captions, read_item_categories, read_users
-from recgen.schema import DAILY_COLUMNS, INPUT_TABLES
+from recgen.ingest.load import data_fingerprint, ingest, locate_data
+from recgen.ingest.readers import drop_exact_duplicates, read_captions, read_item_categories, read_users
+from recgen.store.engine import get_engine
+from recgen.store.schema import DAILY_COLUMNS, INPUT_TABLES
 
 REAL = REAL_KUAIREC  # read where it is, never copied
 REAL_FILES = (ITEM_CATEGORIES, USER_FEATURES, CAPTION_CATEGORY)

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from recgen import metrics
-from recgen.metrics import (
+from recgen.evaluation import metrics
+from recgen.evaluation.metrics import (
     catalog_coverage,
     gini,
     hit_ratio_at_k,

@@ -4,8 +4,8 @@ import signal
 import numpy as np
 import pytest
 
-from recgen import model
 from recgen.features import Interactions
+from recgen.models import keras_base as model
 
 N_USERS, N_VIDEOS = 60, 90
 

@@ -53,8 +53,8 @@ def test_on_a_terminal_a_loop_redraws_one_bar():
 
 
 def test_ingest_reports_the_files_it_loads(tiny_sample, tmp_path):
-    from recgen.db import get_engine
-    from recgen.ingest import ingest
+    from recgen.ingest.load import ingest
+    from recgen.store.engine import get_engine
 
     stream = io.StringIO()
     ingest(get_engine(tmp_path / "recs.db"), tiny_sample, progress=Reporter(stream=stream))
@@ -81,8 +81,8 @@ def test_run_batch_json_lines_and_quiet(published, tiny_sample, tmp_path):
 def test_training_reports_each_epochs_batches(tmp_path):
     import numpy as np
 
-    from recgen import model
     from recgen.features import Interactions
+    from recgen.models import keras_base as model
 
     rng = np.random.default_rng(0)
     rows = Interactions(

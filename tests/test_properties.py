@@ -25,7 +25,6 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from recgen import readers
 from recgen.constants import (
     BIG_MATRIX,
     CAPTION_CATEGORY,
@@ -36,7 +35,7 @@ from recgen.constants import (
     USER_FEATURES,
 )
 from recgen.errors import DataError
-from recgen.metrics import (
+from recgen.evaluation.metrics import (
     catalog_coverage,
     gini,
     mae,
@@ -46,7 +45,8 @@ from recgen.metrics import (
     spearman,
     user_metrics,
 )
-from recgen.readers import FLOAT, FLOAT_NULL, INT, INT_NULL, KINDS, DataSource
+from recgen.ingest import readers
+from recgen.ingest.readers import FLOAT, FLOAT_NULL, INT, INT_NULL, KINDS, DataSource
 
 _SLOW_DATA = [HealthCheck.too_slow, HealthCheck.data_too_large]
 READER_SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=_SLOW_DATA)

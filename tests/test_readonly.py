@@ -23,7 +23,7 @@ from conftest import backup_copy, datasette_server
 from datasette.app import Datasette
 
 from recgen import plugin
-from recgen.queries import CANNED_QUERIES
+from recgen.plugin.queries import CANNED_QUERIES
 
 
 @pytest.fixture(autouse=True)

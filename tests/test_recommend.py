@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from recgen.baselines import RandomScorer, VideoScorer, item_means
 from recgen.features import Interactions, seen_matrix_indptr
+from recgen.models.baselines import RandomScorer, VideoScorer, item_means
 from recgen.recommend import recommendation_frame, top_k
 
 

@@ -6,11 +6,11 @@ import pytest
 from conftest import backup_copy
 from sqlalchemy import text
 
-from recgen.db import get_engine, migrate
 from recgen.errors import MissingInputError
-from recgen.report import DATA_PROFILE, write_data_profile, write_report
-from recgen.report_interactions import THRESHOLDS
-from recgen.report_page import SECTIONS
+from recgen.report.interactions import THRESHOLDS
+from recgen.report.page import SECTIONS
+from recgen.report.write import DATA_PROFILE, write_data_profile, write_report
+from recgen.store.engine import get_engine, migrate
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -22,9 +22,9 @@ from recgen.constants import (
     USER_FEATURES,
 )
 from recgen.errors import ConfigError
-from recgen.sample import generate_sample
-from recgen.sample_csv import float_text
-from recgen.sample_params import SCALES
+from recgen.sample.csv_format import float_text
+from recgen.sample.generate import generate_sample
+from recgen.sample.params import SCALES
 
 REAL = REAL_KUAIREC  # read where it is, never copied
 INTERACTION_HEADER = "user_id,video_id,play_duration,video_duration,time,date,timestamp,watch_ratio"

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from recgen import model
+from recgen.models import keras_base as model
 from recgen.recommend import top_k
 
 N_USERS, N_VIDEOS = 37, 53

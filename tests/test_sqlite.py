@@ -5,7 +5,7 @@ import sys
 def test_recgen_keeps_the_full_sqlite_even_after_tensorflow_is_loaded():
     """TensorFlow embeds an SQLite without FTS5; importing recgen first must keep Python's own."""
     code = (
-        "import recgen, recgen.model, sqlite3\n"
+        "import recgen, recgen.models.keras_base, sqlite3\n"
         "sqlite3.connect(':memory:').execute('CREATE VIRTUAL TABLE t USING fts5(a)')\n"
         "print(sqlite3.sqlite_version)"
     )

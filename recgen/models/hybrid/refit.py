@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recgen.model import keras, tower_outputs
+from recgen.models.keras_base import keras, tower_outputs
 
 REFIT_LAYER = "user_refit"
 FACTORS_LAYER = "residual_factors"  # "user_residual_factors" and "video_residual_factors"

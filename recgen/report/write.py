@@ -18,11 +18,13 @@ from pathlib import Path
 import jinja2
 from sqlalchemy import Engine, inspect, text
 
-from recgen import report_dataset, report_features, report_interactions
 from recgen.errors import MissingInputError, OutputError
-from recgen.report_page import SECTIONS, Progress, ReportPage
-from recgen.report_scans import histogram, per_video, query_frame, scan
-from recgen.schema import data_profile
+from recgen.report import dataset as report_dataset
+from recgen.report import features as report_features
+from recgen.report import interactions as report_interactions
+from recgen.report.page import SECTIONS, Progress, ReportPage
+from recgen.report.scans import histogram, per_video, query_frame, scan
+from recgen.store.schema import data_profile
 
 # Until the lead moves it into recgen.schema (with a migration), the table is declared here and created on
 # first use; the plugin reads its descriptions from this declaration.
@@ -33,7 +35,7 @@ REPORT_FILE = "index.html"
 
 def _compute(page: ReportPage) -> None:
     """Scan the interactions, then compute every section in page order."""
-    from recgen import charts
+    from recgen.report import charts
 
     page.charts = charts
     page.say("report: scanning interactions (4 grouped scans, 2 at a time)")
@@ -94,7 +96,7 @@ def _summary(page: ReportPage) -> None:
 
 
 def _environment() -> jinja2.Environment:
-    folder = resources.files("recgen") / "templates"
+    folder = resources.files("recgen.plugin") / "templates"
     return jinja2.Environment(loader=jinja2.FileSystemLoader(str(folder)), autoescape=True)
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from recgen import sample_text as txt
-from recgen.sample_csv import date_int, list_text, quote
-from recgen.sample_interactions import expected
-from recgen.sample_params import (
+from recgen.sample import vocabulary as txt
+from recgen.sample.csv_format import date_int, list_text, quote
+from recgen.sample.interactions import expected
+from recgen.sample.params import (
     BASE_LOG_RATIO,
     CAPTION_EMPTY,
     CAPTION_HASHTAG,
@@ -19,7 +19,7 @@ from recgen.sample_params import (
     SECOND_KNOWN,
     THIRD_KNOWN,
 )
-from recgen.sample_world import World, categorical, sigmoid, zipf_weights
+from recgen.sample.world import World, categorical, sigmoid, zipf_weights
 
 
 def _category_tree(rng: np.random.Generator, first_ids: np.ndarray) -> tuple[dict, dict]:

@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import pyarrow as pa
 
-from recgen.sample_csv import float_text, interaction_table
-from recgen.sample_params import (
+from recgen.sample.csv_format import float_text, interaction_table
+from recgen.sample.params import (
     BASE_LOG_RATIO,
     BIG_BURST_WEIGHTS,
     BIG_BURSTS,
@@ -42,7 +42,7 @@ from recgen.sample_params import (
     USER_DAY_SHAPE,
     WATCH_SD,
 )
-from recgen.sample_world import World, categorical, exact_counts, sigmoid
+from recgen.sample.world import World, categorical, exact_counts, sigmoid
 
 BIG_CHUNK_USERS = 384  # users generated and written per chunk (~700k rows at full scale)
 

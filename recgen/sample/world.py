@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from recgen import sample_text as txt
-from recgen.sample_params import (
+from recgen.sample import vocabulary as txt
+from recgen.sample.params import (
     AUTHOR_SD,
     AUTHORS_PER_VIDEO,
     CATEGORY_MATCH_BOOST,

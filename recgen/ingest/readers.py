@@ -37,7 +37,7 @@ from recgen.constants import (
     USER_FEATURES,
 )
 from recgen.errors import DataError, MissingInputError
-from recgen.schema import DAILY_COLUMNS, INTERACTION_COLUMNS, users
+from recgen.store.schema import DAILY_COLUMNS, INTERACTION_COLUMNS, users
 
 HASH_BLOCK_BYTES = 1 << 20
 UNKNOWN = "UNKNOWN"  # KuaiRec's marker for a missing text value

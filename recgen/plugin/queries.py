@@ -6,7 +6,13 @@ expression of `recgen.schema.LATEST_RUN`, the same one the `latest_*` views use.
 """
 
 from recgen.constants import RELEVANT_WATCH_RATIO, SOURCE_CONTENT, SOURCE_MODEL, SOURCE_POPULARITY, TOP_K
-from recgen.schema import LATEST_RUN
+from recgen.report.categories import (
+    CATEGORY_VIEWS_PREFIX,
+    CATEGORY_VIEWS_SECTION,
+    FIRST_LEVEL_ENGLISH,
+    NO_CATEGORY,
+)
+from recgen.store.schema import LATEST_RUN
 
 MODEL = "model"  # run_metrics.model_name of the run's own model
 BASELINES = ("seed", "item_mean", "popularity", "random")  # seed: the seed notebook's model
@@ -16,27 +22,6 @@ REJECTED_ROWS = "rejected_rows"
 # Knuth's multiplicative hash modulo a prime: a fixed, platform-independent pseudo-random order of videos.
 HASH_MULTIPLIER = 2654435761
 HASH_MODULUS = 1000003
-
-# English names of KuaiRec's 39 first-level categories (recgen's own translation), for charts and queries.
-FIRST_LEVEL_ENGLISH = {
-    "舞蹈": "Dance", "音乐": "Music", "游戏": "Games", "美妆": "Beauty", "时尚": "Fashion",
-    "明星娱乐": "Celebrities", "运动": "Sports", "颜值": "Good looks", "喜剧": "Comedy", "旅游": "Travel",
-    "生活": "Lifestyle", "美食": "Food", "三农": "Rural life", "教育": "Education", "艺术": "Arts",
-    "健康": "Health", "宠物": "Pets", "汽车": "Cars", "情感": "Relationships", "二次元": "Anime",
-    "人文": "Humanities", "财经": "Finance", "时政资讯": "Current affairs", "星座命理": "Astrology",
-    "亲子": "Parenting", "摄影": "Photography", "高新数码": "Tech", "民生资讯": "Local news",
-    "科学与法律": "Science & law", "健身": "Fitness", "短剧": "Short drama", "自拍": "Selfies", "其他": "Other",
-    "军事": "Military", "房产家居": "Home", "奇人异象": "Oddities", "读书": "Books", "影视综": "Film & TV",
-    "UNKNOWN": "Unknown",
-}  # fmt: skip
-
-
-def english_category(name: str | None) -> str:
-    """`Food (美食)` for a known first-level name, the name itself otherwise, `(none)` for NULL."""
-    if name is None:
-        return "(none)"
-    english = FIRST_LEVEL_ENGLISH.get(name)
-    return f"{english} ({name})" if english else name
 
 
 def _english_names_cte() -> str:
@@ -256,9 +241,6 @@ FROM target
 JOIN videos AS v ON v.video_id = target.video_id
 CROSS JOIN train CROSS JOIN eval CROSS JOIN daily CROSS JOIN person"""
 
-CATEGORY_VIEWS_SECTION = "categories"  # data_profile rows `train_views.<first-level name>`, written by the report
-CATEGORY_VIEWS_PREFIX = "train_views."
-NO_CATEGORY = "(none)"
 _HAS_PROFILE = (
     f"EXISTS (SELECT 1 FROM data_profile WHERE section = '{CATEGORY_VIEWS_SECTION}' "
     f"AND name LIKE '{CATEGORY_VIEWS_PREFIX}%')"

@@ -31,11 +31,9 @@ from recgen.constants import (
     USER_FEATURES,
     WORKER_THREADS,
 )
-from recgen.db import checkpoint, checkpoint_deferred, insert_frame, migrate, replace_rows, utc_now
 from recgen.errors import ConfigError, DataError
 from recgen.features import INTERACTION_FIELDS, read_interaction_cache, write_interaction_cache
-from recgen.progress import Reporter, as_reporter
-from recgen.readers import (
+from recgen.ingest.readers import (
     REJECTED_COLUMNS,
     DataSource,
     exact_duplicates,
@@ -49,7 +47,9 @@ from recgen.readers import (
     read_users,
     rejections,
 )
-from recgen.schema import (
+from recgen.progress import Reporter, as_reporter
+from recgen.store.engine import checkpoint, checkpoint_deferred, insert_frame, migrate, replace_rows, utc_now
+from recgen.store.schema import (
     INPUT_TABLES,
     eval_interactions,
     friendships,

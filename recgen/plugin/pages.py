@@ -14,8 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recgen import charts, publish
-from recgen.queries import (
+from recgen.plugin.queries import (
     BASELINES,
     CATEGORY_MIX,
     CATEGORY_MIX_PROFILED,
@@ -24,9 +23,11 @@ from recgen.queries import (
     POPULARITY_BIAS,
     USER_RECOMMENDATIONS,
     WORST_SERVED_USERS,
-    english_category,
 )
-from recgen.schema import LATEST_RUN
+from recgen.report import charts
+from recgen.report.categories import english_category
+from recgen.store import fts as publish
+from recgen.store.schema import LATEST_RUN
 
 HEADLINE = ("ndcg", "hit_ratio")  # per-user metrics charted on the dashboard
 CONCENTRATION = ("coverage", "popularity_percentile", "gini")

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 
-from recgen.report_scans import Scans
+from recgen.report.scans import Scans
 
 Progress = Callable[[str], None]
 

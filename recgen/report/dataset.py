@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 from sqlalchemy import text
 
-from recgen.queries import CATEGORY_VIEWS_PREFIX, CATEGORY_VIEWS_SECTION, NO_CATEGORY, english_category
-from recgen.report_page import ReportPage
-from recgen.report_scans import MIN_SUPPORT, query_frame
-from recgen.schema import INPUT_TABLES
+from recgen.report.categories import CATEGORY_VIEWS_PREFIX, CATEGORY_VIEWS_SECTION, NO_CATEGORY, english_category
+from recgen.report.page import ReportPage
+from recgen.report.scans import MIN_SUPPORT, query_frame
+from recgen.store.schema import INPUT_TABLES
 
 TOP_VIDEOS = 10
 

@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 from matplotlib import font_manager  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from recgen.queries import FIRST_LEVEL_ENGLISH  # noqa: E402
+from recgen.report.categories import FIRST_LEVEL_ENGLISH  # noqa: E402
 
 DPI = 100
 COLORS = ("#3b6ea5", "#d9822b", "#5a9e58", "#b8474f", "#7d5ba6", "#8c6d46", "#c45ca2", "#6f6f6f")

@@ -18,10 +18,10 @@ from sqlalchemy.engine import URL, make_url
 
 from recgen.constants import INSERT_CHUNK_ROWS, STAGE_MIN_ROWS, STAGE_ROWS_PER_WRITER, STAGE_SUFFIX, WORKER_THREADS
 from recgen.errors import MissingInputError, OutputError
-from recgen.schema import VIEWS
+from recgen.store.schema import VIEWS
 
 # Installed wheels carry the migrations as recgen/migrations; a source checkout has them at the top level.
-_PACKAGE_DIR = Path(__file__).resolve().parent
+_PACKAGE_DIR = Path(__file__).resolve().parents[1]  # recgen/
 MIGRATIONS_DIR = next(
     (p for p in (_PACKAGE_DIR / "migrations", _PACKAGE_DIR.parent / "migrations") if (p / "env.py").exists()),
     _PACKAGE_DIR.parent / "migrations",

@@ -34,11 +34,11 @@ from recgen.constants import (
     USER_FEATURES,
 )
 from recgen.errors import ConfigError
-from recgen.sample_csv import BIG_HEADER, list_text, write_arrow_csv, write_pandas_csv
-from recgen.sample_interactions import big_tables, small_and_truth
-from recgen.sample_params import SCALES
-from recgen.sample_side_tables import captions, daily_features, social_network
-from recgen.sample_world import make_world
+from recgen.sample.csv_format import BIG_HEADER, list_text, write_arrow_csv, write_pandas_csv
+from recgen.sample.interactions import big_tables, small_and_truth
+from recgen.sample.params import SCALES
+from recgen.sample.side_tables import captions, daily_features, social_network
+from recgen.sample.world import make_world
 
 DATA_SUBDIR = Path("KuaiRec 2.0") / "data"
 

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from recgen.sample_params import DAY_MS, LOCAL_OFFSET_MS
+from recgen.sample.params import DAY_MS, LOCAL_OFFSET_MS
 
 BIG_HEADER = ["user_id", "video_id", "play_duration", "video_duration", "time", "date", "timestamp", "watch_ratio"]
 

@@ -6,15 +6,15 @@ import numpy as np
 import pandas as pd
 
 from recgen.constants import RELEVANT_WATCH_RATIO
-from recgen.report_page import ReportPage
-from recgen.report_scans import BINS_PER_UNIT, MIN_SUPPORT, OVERFLOW_BIN, share_above
+from recgen.report.page import ReportPage
+from recgen.report.scans import BINS_PER_UNIT, MIN_SUPPORT, OVERFLOW_BIN, share_above
 
 THRESHOLDS = (0.5, 0.8, 1.0, 1.2, 1.5, 2.0)
 DURATION_EDGES_S = (0, 5, 7, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, np.inf)
 
 
 def _gini(counts: np.ndarray) -> float:
-    from recgen.charts import lorenz_points
+    from recgen.report.charts import lorenz_points
 
     return lorenz_points(counts)[2]
 

@@ -39,7 +39,8 @@ from sqlalchemy import Engine, text
 
 from recgen.constants import SCORE_BLOCK_USERS, SEED
 from recgen.features import Catalog, Interactions, seed_video_features
-from recgen.model import (
+from recgen.models.hybrid.refit import FACTORS_LAYER, REFIT_LAYER, fit_residual_factors, refit_users
+from recgen.models.keras_base import (
     FeatureLookup,
     TrainReport,
     epoch_logger,
@@ -51,7 +52,6 @@ from recgen.model import (
     tower_outputs,
 )
 from recgen.progress import Reporter, as_reporter
-from recgen.refit import FACTORS_LAYER, REFIT_LAYER, fit_residual_factors, refit_users
 
 USER_CATEGORICAL = (
     "user_active_degree",

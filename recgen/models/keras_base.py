@@ -269,7 +269,7 @@ def save(model: keras.Model, directory: Path) -> tuple[Path, str]:
 
 def load(path: Path) -> keras.Model:
     """A saved model of any recgen family (their custom layers are registered on import)."""
-    from recgen import hybrid  # noqa: F401
+    from recgen.models.hybrid import network as hybrid  # noqa: F401
 
     return keras.saving.load_model(path, compile=False)
 

@@ -12,10 +12,11 @@ from dataclasses import asdict, replace
 
 from sqlalchemy import Engine
 
-from recgen import hybrid, model
 from recgen.constants import MODEL_HYBRID, MODEL_SEED
 from recgen.errors import ConfigError
 from recgen.features import Catalog, Interactions, seed_video_features
+from recgen.models import keras_base as model
+from recgen.models.hybrid import network as hybrid
 from recgen.progress import Reporter
 
 Progress = Reporter | Callable[[str], None]  # a Reporter also draws bars over each epoch's batches

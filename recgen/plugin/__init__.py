@@ -31,11 +31,11 @@ from pathlib import Path
 from datasette import Response, hookimpl
 from jinja2 import FileSystemLoader
 
-from recgen import publish
 from recgen.constants import REPORT_SUBDIR  # `recgen report` writes beside the database
-from recgen.queries import CANNED_QUERIES, REQUIRED_TABLES, VARIANTS
-from recgen.report import REPORT_FILE
-from recgen.schema import VIEW_DESCRIPTIONS, VIEWS, metadata, videos
+from recgen.plugin.queries import CANNED_QUERIES, REQUIRED_TABLES, VARIANTS
+from recgen.report.write import REPORT_FILE
+from recgen.store import fts as publish
+from recgen.store.schema import VIEW_DESCRIPTIONS, VIEWS, metadata, videos
 
 # A database is recgen's when it has the tables the canned queries read (a lone `runs` is too common a name).
 RECGEN_MARKER_TABLES = frozenset({"runs", "recommendations", "run_metrics"})
@@ -247,7 +247,7 @@ def prepare_connection(conn, database, datasette):
 @hookimpl
 def startup(datasette):
     # recgen's page templates, after any --template-dir and Datasette's own, so both can override them.
-    folder = str(resources.files("recgen") / "templates")
+    folder = str(resources.files("recgen.plugin") / "templates")
     loaders = getattr(datasette.jinja_env.loader, "loaders", None)
     if loaders is not None and not any(getattr(x, "searchpath", None) == [folder] for x in loaders):
         loaders.append(FileSystemLoader(folder))
@@ -322,7 +322,7 @@ async def _in_thread(function, *args):
 
 
 async def dashboard_page(datasette, request):
-    from recgen import pages
+    from recgen.plugin import pages
 
     database = _chosen_database(datasette, request)
     if database is None:
@@ -342,7 +342,7 @@ async def dashboard_page(datasette, request):
 
 
 async def user_page(datasette, request):
-    from recgen import pages
+    from recgen.plugin import pages
 
     database = _chosen_database(datasette, request)
     if database is None:

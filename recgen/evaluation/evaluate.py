@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, text
 
-from recgen import metrics
 from recgen.constants import NDCG_GAIN_CAP, RELEVANT_WATCH_RATIO, TOP_K
-from recgen.db import insert_frame
+from recgen.evaluation import metrics
 from recgen.features import Catalog, load_interactions
 from recgen.progress import Reporter, as_reporter
 from recgen.recommend import Scorer
-from recgen.schema import run_metrics, user_metrics
+from recgen.store.engine import insert_frame
+from recgen.store.schema import run_metrics, user_metrics
 
 # Per-user metrics that are written to user_metrics and averaged into run_metrics.
 USER_METRICS = ("hit_ratio", "ndcg", "seed_ndcg", "precision", "recall", "mae", "rmse", "spearman")

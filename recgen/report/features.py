@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 
 from recgen import features
-from recgen.report_page import ReportPage
-from recgen.report_scans import MIN_SUPPORT
+from recgen.report.page import ReportPage
+from recgen.report.scans import MIN_SUPPORT
 
 FEATURE_QUANTILES = 10
 
