@@ -216,10 +216,8 @@ def measure_in_process(db: str, model_name: str) -> dict[str, float]:
     import numpy as np
 
     from recgen import features, recommend
-    from recgen.evaluation import evaluate
-    from recgen.models import baselines
-    from recgen.models import keras_base as model
-    from recgen.models import registry as families
+    from recgen.evaluation import evaluator as evaluate
+    from recgen.models import baselines, family, load_model
     from recgen.store.engine import get_engine
 
     engine = get_engine(db)
@@ -231,7 +229,7 @@ def measure_in_process(db: str, model_name: str) -> dict[str, float]:
             "SELECT path, train_rows, epochs_trained, train_seconds FROM models WHERE name = ? ORDER BY id DESC",
             (model_name,),
         ).first()
-    scorer = families.family(model_name, 42).scorer(model.load(Path(path)), catalog)
+    scorer = family(model_name, 42).scorer(load_model(Path(path)), catalog)
     users = np.unique(train_rows.users)
     seen = features.seen_matrix_indptr(train_rows, len(catalog.user_ids))
     started = time.perf_counter()
@@ -244,7 +242,7 @@ def measure_in_process(db: str, model_name: str) -> dict[str, float]:
     started = time.perf_counter()
     others = baselines.baselines(train_rows, n_videos, 42)
     evaluate.evaluate_all(data, others)
-    popularity = baselines.exposure_counts(train_rows, n_videos)
+    popularity = features.exposure_counts(train_rows, n_videos)
     for other in others:
         _, videos, _ = recommend.top_k(other, users, *seen)
         evaluate.beyond_accuracy(videos, popularity, 50)
@@ -268,7 +266,7 @@ def raw_executemany(sample: Path, out: Path) -> dict[str, float]:
     """Raw sqlite3.executemany of the de-duplicated big_matrix rows, one transaction: plain (from the frame)
     and prebuilt tuples (only the executemany timed); then recgen's insert path and whole load beside them."""
     from recgen.ingest.readers import drop_exact_duplicates, locate_data, read_interactions
-    from recgen.store.engine import _python_values
+    from recgen.store.bulk import _python_values
 
     print(f"reference: raw sqlite3 executemany (load average {load_average()})", flush=True)
     frame, _ = drop_exact_duplicates(read_interactions(locate_data(sample), "big_matrix.csv")[0].reset_index(drop=True))
@@ -353,7 +351,8 @@ def _fresh(target: Path):
 def recgen_insert(frame, out: Path, indexes: bool) -> float:
     """recgen's own insert path (`db.replace_rows`, as ingest calls it) for the same rows, into the real
     train_interactions table, with or without its indexes, one transaction, commit included."""
-    from recgen.store.engine import migrate, replace_rows
+    from recgen.store.bulk import replace_rows
+    from recgen.store.engine import migrate
     from recgen.store.schema import train_interactions
 
     target = out / "recgen-insert.db"

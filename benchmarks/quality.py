@@ -36,12 +36,12 @@ import pandas as pd
 from sqlalchemy import text
 
 from recgen.constants import GROUND_TRUTH, MODEL_HYBRID, MODEL_SEED, TOP_K
-from recgen.evaluation import evaluate
+from recgen.evaluation import evaluator
 from recgen.features import Catalog, Interactions, load_catalog, load_interactions, seed_video_features
 from recgen.ingest.load import ingest
-from recgen.models import baselines
-from recgen.models import registry as families
-from recgen.models.hybrid import network as hybrid
+from recgen.models import baselines, family
+from recgen.models.hybrid import HybridFamily
+from recgen.models.hybrid.settings import ABLATION_GROUPS, HybridSettings
 from recgen.sample import interactions as sample_interactions
 from recgen.sample import params as sample_params
 from recgen.sample import world as sample_world
@@ -118,7 +118,7 @@ def trained(family, engine, catalog, train, name: str):
 
 
 VARIANTS = {
-    **{f"without {group}": {"without": (group,)} for group in hybrid.ABLATION_GROUPS},
+    **{f"without {group}": {"without": (group,)} for group in ABLATION_GROUPS},
     "without the empirical-Bayes refit of each user's own parameters": {"refit": False},
     "with the user's history features": {"history": True},
     "with personal weights over the duration bumps": {"taste_bumps": True},
@@ -172,7 +172,7 @@ def evaluate_seed(root: Path, seed: int, ablations: bool, hybrid_only: bool = Fa
     ingest(engine, root)
     catalog = load_catalog(engine)
     train = load_interactions(engine, catalog)
-    data = evaluate.load_eval_data(engine, catalog)
+    data = evaluator.load_eval_data(engine, catalog)
     n_videos = len(catalog.video_ids)
     scorers = []
     if not hybrid_only:
@@ -180,20 +180,20 @@ def evaluate_seed(root: Path, seed: int, ablations: bool, hybrid_only: bool = Fa
         scorers.append((duration_scorer(engine, catalog), 0.0))
         video_features, _ = seed_video_features(engine, catalog)
         scorers.append((CosineScorer(video_features, train, len(catalog.user_ids)), 0.0))
-        scorers.append(trained(families.family(MODEL_SEED, seed), engine, catalog, train, "seed"))
+        scorers.append(trained(family(MODEL_SEED, seed), engine, catalog, train, "seed"))
     if overrides:
         label = "recgen (hybrid) " + " ".join(f"{k}={v}" for k, v in overrides.items())
-        scorers.append(trained(families.HybridFamily(seed, **overrides), engine, catalog, train, label))
+        scorers.append(trained(HybridFamily(seed, **overrides), engine, catalog, train, label))
     else:
-        scorers.append(trained(families.family(MODEL_HYBRID, seed), engine, catalog, train, "recgen (hybrid)"))
+        scorers.append(trained(family(MODEL_HYBRID, seed), engine, catalog, train, "recgen (hybrid)"))
     if ablations:
         for label, overrides in VARIANTS.items():
-            family = families.HybridFamily(seed, **overrides)
-            scorers.append(trained(family, engine, catalog, train, f"hybrid {label}"))
+            variant = HybridFamily(seed, **overrides)
+            scorers.append(trained(variant, engine, catalog, train, f"hybrid {label}"))
     scorers.append((oracle(root, catalog), 0.0))
     rows = []
     for scorer, seconds in scorers:
-        values = evaluate.summary(evaluate.evaluate_scorer(data, scorer), TOP_K)
+        values = evaluator.summary(evaluator.evaluate_scorer(data, scorer), TOP_K)
         rows.append({"method": scorer.name, "seed": seed, "train_s": seconds, **values})
         print(f"  seed {seed} {scorer.name:48s} hit_ratio@{TOP_K} {values[f'hit_ratio@{TOP_K}']:.4f}", flush=True)
     return rows
@@ -248,7 +248,7 @@ def main() -> None:
     overrides = {}
     for item in args.set:
         key, _, value = item.partition("=")
-        default = getattr(hybrid.HybridSettings(), key)
+        default = getattr(HybridSettings(), key)
         overrides[key] = value.lower() in ("1", "true", "yes") if isinstance(default, bool) else type(default)(value)
     samples = args.scale if args.generator == "default" else f"{args.scale}-{args.generator}"
     print(

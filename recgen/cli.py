@@ -18,32 +18,45 @@ from recgen.constants import (
     DEFAULT_DB_PATH,
     DEFAULT_MODEL,
     EMBEDDED_SAMPLE_SCALE,
+    ENV_PREFIX,
     KEEP_RUNS,
     MAX_REJECTED,
-    MODEL_HYBRID,
-    MODEL_SEED,
+    MODEL_CHOICES,
+    REPORT_SUBDIR,
+    RETRAIN_AUTO,
+    RETRAIN_CHOICES,
+    RUN_MODEL,
+    SAMPLE_SCALES,
     SEED,
     TOP_K,
 )
-from recgen.errors import EXIT_CANT_CREATE, EXIT_INTERNAL, EXIT_USAGE, RecgenError
+from recgen.errors import EXIT_CANT_CREATE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, RecgenError
 from recgen.progress import LOG_FORMATS, Reporter
+
+
+def env(name: str) -> str:
+    """The environment variable an option is read from: RECGEN_<NAME>."""
+    return f"{ENV_PREFIX}_{name}"
+
 
 MAX_REJECTED_OPTION = click.option(
     "--max-rejected",
-    envvar="RECGEN_MAX_REJECTED",
+    envvar=env("MAX_REJECTED"),
+    show_envvar=True,
     type=click.FloatRange(0, 1),
     default=MAX_REJECTED,
     show_default=True,
     help="Largest share of an interaction file's rows that may be set aside in rejected_rows (bad values, "
-    "unknown ids, duplicate or leaked pairs) before the load is refused. Env: RECGEN_MAX_REJECTED.",
+    "unknown ids, duplicate or leaked pairs) before the load is refused.",
 )
 
 DB_OPTION = click.option(
     "--db",
-    envvar="RECGEN_DB",
+    envvar=env("DB"),
+    show_envvar=True,
     default=str(DEFAULT_DB_PATH),
     show_default=True,
-    help="SQLite file or SQLAlchemy URL. Env: RECGEN_DB.",
+    help="SQLite file or SQLAlchemy URL.",
 )
 
 
@@ -71,13 +84,13 @@ def _expected_failures(func):
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
-            sys.exit(130)
+            sys.exit(EXIT_INTERRUPTED)
 
     return wrapper
 
 
 def _raise_on_sigterm(signum, frame):
-    raise SystemExit(128 + signum)
+    raise SystemExit(EXIT_TERMINATED)
 
 
 # SQLite's messages for a database file recgen cannot use (as opposed to a bug in a statement).
@@ -115,7 +128,7 @@ class _Group(click.Group):
             sys.exit(EXIT_USAGE)
         except click.Abort:
             click.echo("Interrupted.", err=True)
-            sys.exit(130)
+            sys.exit(EXIT_INTERRUPTED)
         except click.ClickException as exc:
             exc.show()
             sys.exit(exc.exit_code)
@@ -132,15 +145,16 @@ class _Group(click.Group):
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="recgen")
 @click.option(
-    "-q", "--quiet", is_flag=True, envvar="RECGEN_QUIET", help="Only errors and the final summary. Env: RECGEN_QUIET."
+    "-q", "--quiet", is_flag=True, envvar=env("QUIET"), show_envvar=True, help="Only errors and the final summary."
 )
 @click.option(
     "--log-format",
     type=click.Choice(LOG_FORMATS),
     default="text",
-    envvar="RECGEN_LOG_FORMAT",
+    envvar=env("LOG_FORMAT"),
+    show_envvar=True,
     show_default=True,
-    help="Progress lines on stderr as text (live bars on a terminal) or JSON lines. Env: RECGEN_LOG_FORMAT.",
+    help="Progress lines on stderr as text (live bars on a terminal) or JSON lines.",
 )
 @click.pass_context
 def cli(ctx, quiet, log_format) -> None:
@@ -157,47 +171,50 @@ def cli(ctx, quiet, log_format) -> None:
 @DB_OPTION
 @click.option(
     "--data-dir",
-    envvar="RECGEN_DATA_DIR",
+    envvar=env("DATA_DIR"),
+    show_envvar=True,
     type=click.Path(path_type=Path),
-    help="KuaiRec folder or KuaiRec.zip. Without it, a synthetic sample is generated once under output/ and "
-    "used. Env: RECGEN_DATA_DIR.",
+    help="KuaiRec folder or KuaiRec.zip. Without it, a synthetic sample is generated once under output/ and used.",
 )
 @click.option(
     "--retrain",
-    envvar="RECGEN_RETRAIN",
-    type=click.Choice(["auto", "always", "never"]),
-    default="auto",
+    envvar=env("RETRAIN"),
+    show_envvar=True,
+    type=click.Choice(RETRAIN_CHOICES),
+    default=RETRAIN_AUTO,
     show_default=True,
-    help="auto: reload the saved model when the data and settings are unchanged. Env: RECGEN_RETRAIN.",
+    help="auto: reload the saved model when the data and settings are unchanged.",
 )
 @click.option(
     "--model",
     "model_name",
-    envvar="RECGEN_MODEL",
-    type=click.Choice([MODEL_HYBRID, MODEL_SEED]),
+    envvar=env("MODEL"),
+    show_envvar=True,
+    type=click.Choice(MODEL_CHOICES),
     default=DEFAULT_MODEL,
     show_default=True,
     help="hybrid: recgen's two-tower model over ids, content and user features; seed: the seed notebook's "
-    "network (always evaluated as a baseline). Env: RECGEN_MODEL.",
+    "network (always evaluated as a baseline).",
 )
 @click.option("--k", type=click.IntRange(1, 1000), default=TOP_K, show_default=True, help="List length.")
 @click.option("--seed", type=int, default=SEED, show_default=True, help="Random seed for training and baselines.")
 @click.option(
     "--sample-scale",
-    envvar="RECGEN_SAMPLE_SCALE",
-    type=click.Choice(["tiny", "small", "full"]),
+    envvar=env("SAMPLE_SCALE"),
+    show_envvar=True,
+    type=click.Choice(SAMPLE_SCALES),
     default=EMBEDDED_SAMPLE_SCALE,
     show_default=True,
-    help="Size of the synthetic sample generated when no data is configured. Env: RECGEN_SAMPLE_SCALE.",
+    help="Size of the synthetic sample generated when no data is configured.",
 )
 @click.option(
     "--keep-runs",
-    envvar="RECGEN_KEEP_RUNS",
+    envvar=env("KEEP_RUNS"),
+    show_envvar=True,
     type=click.IntRange(1),
     default=KEEP_RUNS,
     show_default=True,
-    help="Published runs whose recommendations and metrics are kept; older ones are removed by the same job. "
-    "Env: RECGEN_KEEP_RUNS.",
+    help="Published runs whose recommendations and metrics are kept; older ones are removed by the same job.",
 )
 @MAX_REJECTED_OPTION
 @_expected_failures
@@ -225,7 +242,7 @@ def run_batch(db, data_dir, retrain, model_name, k, seed, sample_scale, keep_run
     )
     reporter = _reporter()
     summary = run_batch(options, reporter)
-    model_metrics = summary.metrics.get("model", {})
+    model_metrics = summary.metrics.get(RUN_MODEL, {})
     headline = {f"{name}@{k}": model_metrics.get(f"{name}@{k}") for name in ("ndcg", "hit_ratio")}
     if reporter.log_format == "json":  # the final line, like every other, is one JSON object
         click.echo(
@@ -254,10 +271,11 @@ def run_batch(db, data_dir, retrain, model_name, k, seed, sample_scale, keep_run
 @DB_OPTION
 @click.option(
     "--data-dir",
-    envvar="RECGEN_DATA_DIR",
+    envvar=env("DATA_DIR"),
+    show_envvar=True,
     type=click.Path(path_type=Path),
     required=True,
-    help="KuaiRec folder or KuaiRec.zip. Env: RECGEN_DATA_DIR.",
+    help="KuaiRec folder or KuaiRec.zip.",
 )
 @click.option("--force", is_flag=True, help="Reload every file even if unchanged.")
 @MAX_REJECTED_OPTION
@@ -269,11 +287,11 @@ def ingest(db, data_dir, force, max_rejected) -> None:
 
         recgen ingest --data-dir KuaiRec.zip
     """
-    from recgen.batch import job_lock, lock_path
-    from recgen.ingest.load import ingest as run_ingest
+    from recgen.ingest import ingest as run_ingest
     from recgen.store.engine import get_engine
+    from recgen.store.lock import job_lock
 
-    with job_lock(lock_path(db)):
+    with job_lock(db):
         result = run_ingest(get_engine(db), data_dir, force=force, max_rejected=max_rejected, progress=_log)
     click.echo(
         f"loaded {len(result.loaded)} file(s), skipped {len(result.skipped)} unchanged; "
@@ -283,9 +301,7 @@ def ingest(db, data_dir, force, max_rejected) -> None:
 
 @cli.command()
 @click.argument("out_dir", type=click.Path(path_type=Path))
-@click.option(
-    "--scale", type=click.Choice(["tiny", "small", "full"]), default="tiny", show_default=True, help="Sample size."
-)
+@click.option("--scale", type=click.Choice(SAMPLE_SCALES), default="tiny", show_default=True, help="Sample size.")
 @click.option("--seed", type=int, default=SEED, show_default=True, help="Generator seed.")
 @_expected_failures
 def sample(out_dir, scale, seed) -> None:
@@ -295,7 +311,7 @@ def sample(out_dir, scale, seed) -> None:
 
         recgen sample /tmp/kuairec --scale small --seed 7
     """
-    from recgen.sample.generate import generate_sample
+    from recgen.sample import generate_sample
 
     data_dir = generate_sample(out_dir, scale=scale, seed=seed, progress=_log)
     click.echo(f"wrote a {scale} synthetic sample to {data_dir}")
@@ -317,13 +333,13 @@ def report(db, out_dir) -> None:
 
         recgen report --db output/recs.db
     """
-    from recgen.batch import BatchOptions, job_lock, lock_path
-    from recgen.report.write import write_report
-    from recgen.store.engine import existing_engine
+    from recgen.report import write_report
+    from recgen.store.engine import existing_engine, output_folder
+    from recgen.store.lock import job_lock
 
-    folder = out_dir or BatchOptions(db=db).report_dir
+    folder = out_dir or output_folder(db) / REPORT_SUBDIR
     engine = existing_engine(db)
-    with job_lock(lock_path(db)):  # it rewrites data_profile: never while a run writes
+    with job_lock(db):  # it rewrites data_profile: never while a run writes
         written = write_report(engine, folder, progress=_log)
     click.echo(f"wrote {written}")
 
@@ -340,7 +356,7 @@ def evaluate_command(db, run_id) -> None:
         recgen evaluate --run 12
     """
     from recgen.errors import MissingInputError
-    from recgen.evaluation.evaluate import metrics_table
+    from recgen.evaluation import metrics_table
     from recgen.store.engine import existing_engine
 
     found, table = metrics_table(existing_engine(db), run_id)
@@ -353,17 +369,19 @@ def evaluate_command(db, run_id) -> None:
 @cli.command()
 @click.option(
     "--dest",
-    envvar="RECGEN_DOWNLOAD_DEST",
+    envvar=env("DOWNLOAD_DEST"),
+    show_envvar=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Folder to write KuaiRec.zip to (created if needed)  [default: data/]. Env: RECGEN_DOWNLOAD_DEST.",
+    help="Folder to write KuaiRec.zip to (created if needed)  [default: data/].",
 )
 @click.option(
     "--url",
     "urls",
     multiple=True,
-    envvar="RECGEN_DOWNLOAD_URL",
+    envvar=env("DOWNLOAD_URL"),
+    show_envvar=True,
     help="Source to try instead of the official ones (Zenodo, the authors' server, a Google Drive mirror); "
-    "repeat for several, tried in order. Env: RECGEN_DOWNLOAD_URL (space-separated).",
+    "repeat for several, tried in order. From the environment: space-separated.",
 )
 @click.option(
     "--size",

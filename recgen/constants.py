@@ -35,7 +35,7 @@ REPORT_SUBDIR = "report"
 LOCK_FILE = "recgen.lock"
 EMBEDDED_SAMPLE_SCALE = "small"
 
-# Environment variables read by the CLI (cron needs no wrapper script).
+# Every option of the CLI can come from an environment variable of this prefix (cron needs no wrapper script).
 ENV_PREFIX = "RECGEN"
 
 # KuaiRec file names, in the order they are loaded.
@@ -56,18 +56,39 @@ KUAIREC_FILES = (
     SMALL_MATRIX,
 )
 GROUND_TRUTH = "ground_truth.csv"  # Written by `recgen sample` only; never read by a model.
+# KuaiRec's markers for a missing value: in text columns, and in the category ids of the caption file.
+UNKNOWN = "UNKNOWN"
+UNKNOWN_CATEGORY_ID = -124
 # Folders searched for the CSVs, inside a directory or a zip, in this order.
 DATA_SUBDIRS = ("KuaiRec 2.0/data", "KuaiRec/data", "data", "")
 
-# Model families accepted by --model (recgen.families).
+# Model families accepted by --model (recgen.models.registry).
 MODEL_HYBRID = "hybrid"
 MODEL_SEED = "seed"
+MODEL_CHOICES = (MODEL_HYBRID, MODEL_SEED)
 DEFAULT_MODEL = MODEL_HYBRID
+
+# --retrain: reload the saved model when nothing that matters changed, train anyway, or never train.
+RETRAIN_AUTO = "auto"
+RETRAIN_ALWAYS = "always"
+RETRAIN_NEVER = "never"
+RETRAIN_CHOICES = (RETRAIN_AUTO, RETRAIN_ALWAYS, RETRAIN_NEVER)
+
+# Sizes of the synthetic sample (recgen.sample.params.SCALES).
+SAMPLE_SCALES = ("tiny", "small", "full")
 
 # Run statuses.
 STATUS_RUNNING = "running"
 STATUS_FAILED = "failed"
 STATUS_PUBLISHED = "published"
+RUN_STATUSES = (STATUS_RUNNING, STATUS_FAILED, STATUS_PUBLISHED)
+
+# run_metrics.model_name: the run's own model, and the baselines it is evaluated next to.
+RUN_MODEL = "model"
+BASELINE_RANDOM = "random"
+BASELINE_POPULARITY = "popularity"
+BASELINE_ITEM_MEAN = "item_mean"
+BASELINES = (MODEL_SEED, BASELINE_ITEM_MEAN, BASELINE_POPULARITY, BASELINE_RANDOM)  # the order tables show
 
 # Recommendation sources.
 SOURCE_MODEL = "model"

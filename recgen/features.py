@@ -1,12 +1,12 @@
-"""Arrays for the models: id indexes, the seed's 15 video features, and the training interactions."""
+"""The features stage: arrays for the models and the stages after them, read from the input tables.
+
+Id indexes (`Catalog`), the training interactions as index arrays, the videos each user has seen, each
+video's exposure (its training rows), and the seed notebook's 15 video features.
+"""
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,9 +14,7 @@ from sklearn.preprocessing import StandardScaler
 from sqlalchemy import Engine, text
 
 from recgen.errors import DataError
-
-INTERACTION_FIELDS = ("user_id", "video_id", "watch_ratio")
-CACHE_FORMAT = 1  # bump when the cache's layout changes: older files are then ignored
+from recgen.store.cache import INTERACTION_FIELDS, read_interaction_cache, write_interaction_cache
 
 # Means over a video's daily rows, as the seed notebook aggregated item_daily_features.
 SEED_DAILY_MEANS = (
@@ -122,82 +120,6 @@ def _read_columns(engine: Engine, table: str, columns: tuple[str, ...]) -> dict[
     return {name: frame[name].to_numpy() for name in columns}
 
 
-# ---------------------------------------------------------------- the interaction cache
-#
-# Reading 11.5M rows back out of SQLite builds 11.5M Python tuples (~17 s); a numpy file of the same three
-# columns loads in a fraction of a second. The cache sits beside the database (`recs.db.cache/`), holds the
-# key of the load it was made from (the `source_files` row of the table: file sha256, row count, load time)
-# and is used only while that row is unchanged, so any reload of the table makes it stale. Written to a
-# temporary file and renamed, so a reader never sees half a cache; anything unreadable counts as a miss.
-
-
-def interaction_cache_path(engine: Engine, table: str) -> Path | None:
-    """Where `table`'s cache lives: beside a SQLite database file; None for other databases (no cache)."""
-    url = engine.url
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
-        return None
-    return Path(f"{url.database}.cache") / f"{table}.npz"
-
-
-def _cache_key(engine: Engine, table: str) -> str | None:
-    """The identity of the table's current load, from `source_files`; None if it was never loaded."""
-    with engine.connect() as conn:
-        rows = conn.execute(
-            text("SELECT name, sha256, rows, loaded_at FROM source_files WHERE table_name = :table ORDER BY name"),
-            {"table": table},
-        ).all()
-    if len(rows) != 1:  # interaction tables come from exactly one file
-        return None
-    return json.dumps({"format": CACHE_FORMAT, "table": table, "source": list(rows[0])})
-
-
-def read_interaction_cache(engine: Engine, table: str) -> dict[str, np.ndarray] | None:
-    """The cached columns of `table` if the cache matches the table's current load, else None."""
-    path = interaction_cache_path(engine, table)
-    if path is None or not path.is_file():
-        return None
-    key = _cache_key(engine, table)
-    try:
-        with np.load(path, allow_pickle=False) as stored:
-            if key is None or str(stored["key"]) != key:
-                return None
-            columns = {name: stored[name] for name in INTERACTION_FIELDS}
-    except (OSError, ValueError, KeyError):
-        return None
-    expected = json.loads(key)["source"][2]
-    return columns if all(len(values) == expected for values in columns.values()) else None
-
-
-def write_interaction_cache(engine: Engine, table: str, columns: dict[str, np.ndarray]) -> Path | None:
-    """Write `table`'s columns (user_id, video_id, watch_ratio, in table order) as its cache, atomically.
-
-    Call it after the load that wrote those rows has committed: the key is read from `source_files` now.
-    Returns the path, or None when there is no cache (not SQLite, table not recorded, folder not writable).
-    """
-    path = interaction_cache_path(engine, table)
-    key = _cache_key(engine, table)
-    if path is None or key is None:
-        return None
-    if len(columns["user_id"]) != json.loads(key)["source"][2]:
-        return None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=path.parent)
-    except OSError:
-        return None
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            arrays = {name: np.ascontiguousarray(columns[name]) for name in INTERACTION_FIELDS}
-            np.savez(handle, key=np.array(key), **arrays)
-        os.replace(tmp, path)
-    except OSError:
-        return None
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
 def seed_video_features(engine: Engine, catalog: Catalog) -> tuple[np.ndarray, tuple[str, ...]]:
     """The seed notebook's 15 video features, standardised: a (n_videos, 15) float32 matrix in catalogue order.
 
@@ -235,3 +157,25 @@ def seen_matrix_indptr(interactions: Interactions, n_users: int) -> tuple[np.nda
     indptr = np.zeros(n_users + 1, dtype=np.int64)
     np.cumsum(np.bincount(users, minlength=n_users), out=indptr[1:])
     return indptr, videos
+
+
+def exposure_counts(train: Interactions, n_videos: int) -> np.ndarray:
+    """How many training rows each video has: the popularity a feed's exposure gave it."""
+    return np.bincount(train.videos, minlength=n_videos).astype(np.float64)
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What the stages after ingest read: the catalogue, the training log, who saw what, and exposure."""
+
+    catalog: Catalog
+    train: Interactions
+    seen: tuple[np.ndarray, np.ndarray]  # CSR (indptr, video indexes) of each user's training videos
+    exposure: np.ndarray  # training rows per video index: the popularity a feed's exposure gave it
+
+
+def load_inputs(engine: Engine) -> Inputs:
+    catalog = load_catalog(engine)
+    train = load_interactions(engine, catalog)
+    seen = seen_matrix_indptr(train, len(catalog.user_ids))
+    return Inputs(catalog, train, seen, exposure_counts(train, len(catalog.video_ids)))

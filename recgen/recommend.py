@@ -1,32 +1,22 @@
-"""Top-k lists for every user, scored in blocks of users so no users x videos frame is ever built."""
+"""The recommend stage: the top-k unseen videos of every user, scored in blocks of users (no users x videos
+frame is ever built), each row with the path that produced it, written under the run's id."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from sqlalchemy import Connection
 
-from recgen.constants import SCORE_BLOCK_USERS, TOP_K
-
-
-class Scorer(Protocol):
-    """Anything that ranks videos for users: the Keras models and the baselines alike."""
-
-    name: str
-    predicts_watch_ratio: bool  # True if scores estimate watch_ratio (then MAE/RMSE are meaningful)
-
-    def score_pairs(self, users: np.ndarray, videos: np.ndarray) -> np.ndarray:
-        """float32 scores for (user index, video index) pairs."""
-
-    def score_block(self, users: np.ndarray) -> np.ndarray:
-        """(len(users), n_videos) float32 scores of every video for a block of user indexes."""
-
-
-# A scorer whose scores are the same for every user (popularity, item mean) may also expose them as a
-# `video_scores` array (n_videos,): `top_k` then orders the catalogue once and skips each user's seen videos,
-# instead of scoring and partitioning a users x videos block.
+from recgen.constants import SCORE_BLOCK_USERS, SOURCE_CONTENT, SOURCE_MODEL, SOURCE_POPULARITY, TOP_K
+from recgen.features import Inputs
+from recgen.models.baselines import popularity_scorer
+from recgen.models.scorer import Scorer
+from recgen.progress import Reporter
+from recgen.store.bulk import insert_frame
+from recgen.store.schema import recommendations
 
 
 def top_k(
@@ -150,3 +140,62 @@ def recommendation_frame(
             "source": sources,
         }
     )
+
+
+@dataclass(frozen=True)
+class Recommendations:
+    """Every user's top-k as index arrays sorted by user then rank, and the path that produced each row."""
+
+    users: np.ndarray
+    videos: np.ndarray
+    scores: np.ndarray
+    sources: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    @property
+    def n_users(self) -> int:
+        """Users given at least one recommendation."""
+        return len(np.unique(self.users))
+
+
+def recommend(
+    conn: Connection,
+    run_id: int,
+    scorer: Scorer,
+    content_path: bool,
+    inputs: Inputs,
+    k: int,
+    reporter: Reporter,
+) -> Recommendations:
+    """Top-k for every user of the catalogue, written to `recommendations` inside the caller's transaction.
+
+    Users and videos with training rows are scored by the model (`model`); a user or video without any is
+    scored from features by a family that can (`content_path`: `content`); a user without history gets the
+    most exposed unseen videos from a family that cannot (`popularity`).
+    """
+    catalog, seen = inputs.catalog, inputs.seen
+    known_user = np.bincount(inputs.train.users, minlength=len(catalog.user_ids)) > 0
+    warm, cold = np.flatnonzero(known_user), np.flatnonzero(~known_user)
+    scoring = reporter.progress("scoring", len(warm), "users")
+    parts = [(*top_k(scorer, warm, *seen, k=k, progress=lambda done, _total: scoring(done)), None)]
+    if len(cold):
+        cold_scorer = scorer if content_path else popularity_scorer(inputs.exposure)
+        cold_source = SOURCE_CONTENT if content_path else SOURCE_POPULARITY
+        reporter.log(f"{len(cold):,} users without history: scored by {cold_source}")
+        parts.append((*top_k(cold_scorer, cold, *seen, k=k), cold_source))
+    users = np.concatenate([p[0] for p in parts])
+    videos = np.concatenate([p[1] for p in parts])
+    scores = np.concatenate([p[2] for p in parts])
+    sources = np.where(inputs.exposure[videos] > 0, SOURCE_MODEL, SOURCE_CONTENT).astype(object)
+    for part_users, _, _, source in parts:
+        if source is not None:
+            sources[np.isin(users, part_users)] = source
+    order = np.argsort(users, kind="stable")
+    lists = Recommendations(users[order], videos[order], scores[order], sources[order])
+    frame = recommendation_frame(
+        run_id, lists.users, lists.videos, lists.scores, catalog.user_ids, catalog.video_ids, lists.sources
+    )
+    insert_frame(conn, recommendations, frame)
+    return lists

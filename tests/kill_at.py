@@ -11,11 +11,12 @@ import os
 import signal
 import sys
 
-from recgen import batch, features
+from recgen import features, recommend
 from recgen.cli import cli
-from recgen.evaluation import evaluate
-from recgen.ingest import load as ingest
-from recgen.models import keras_base as model
+from recgen.evaluation import evaluator
+from recgen.ingest import load
+from recgen.models import keras_base
+from recgen.store.runs import RunRecord
 
 
 def die() -> None:
@@ -48,17 +49,17 @@ def kill_before(module, name, when=lambda *args, **kwargs: True):
 
 POINTS = {
     # the training log inserted inside the ingest transaction, not committed
-    "ingest": lambda: kill_after(ingest, "replace_rows", lambda conn, table, frame: table.name == "train_interactions"),
+    "ingest": lambda: kill_after(load, "replace_rows", lambda conn, table, frame: table.name == "train_interactions"),
     # the catalogue read, the interactions not yet
     "features": lambda: kill_before(features, "load_interactions"),
     # the trained model fully written under its temporary name, not yet renamed or recorded
-    "train": lambda: kill_before(model, "file_sha256", lambda path: path.name.startswith(".tmp-")),
+    "train": lambda: kill_before(keras_base, "file_sha256", lambda path: path.name.startswith(".tmp-")),
     # every recommendation row inserted, the transaction not committed
-    "recommend": lambda: kill_after(batch, "insert_frame"),
+    "recommend": lambda: kill_after(recommend, "insert_frame"),
     # per-user metrics inserted, run metrics not, nothing committed
-    "evaluate": lambda: kill_after(evaluate, "insert_frame", lambda conn, table, frame: table.name == "user_metrics"),
+    "evaluate": lambda: kill_after(evaluator, "insert_frame", lambda conn, table, frame: table.name == "user_metrics"),
     # every output committed, the run not yet marked published
-    "publish": lambda: kill_before(batch, "_finish_run", lambda engine, run_id, status, *a, **k: status == "published"),
+    "publish": lambda: kill_before(RunRecord, "publish"),
 }
 
 if __name__ == "__main__":

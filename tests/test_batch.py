@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from conftest import backup_copy, query, run_cli
 
-from recgen.batch import job_lock, lock_path
 from recgen.constants import SMALL_MATRIX, TOP_K
+from recgen.store.lock import job_lock
 
 
 def test_every_user_gets_k_distinct_unseen_videos_in_rank_order(published):
@@ -139,7 +139,7 @@ def test_the_embedded_default_generates_a_synthetic_sample_and_says_so(tmp_path,
 
 def test_a_second_job_exits_75_while_the_lock_is_held(tmp_path, tiny_sample):
     db = tmp_path / "recs.db"
-    with job_lock(lock_path(str(db))):
+    with job_lock(str(db)):
         result = run_cli("run-batch", "--data-dir", str(tiny_sample), "--db", str(db))
     assert result.exit_code == 75
     assert "another recgen job is running" in result.stderr

@@ -1,4 +1,4 @@
-"""Bulk loads (`db.replace_rows`): through a staging file into SQLite, the same rows, types and indexes as
+"""Bulk loads (`bulk.replace_rows`): through a staging file into SQLite, the same rows, types and indexes as
 `executemany`, inside the caller's transaction, and no staging file left behind."""
 
 import sqlite3
@@ -11,8 +11,9 @@ import pytest
 from sqlalchemy import text
 
 from recgen.constants import STAGE_MIN_ROWS, STAGE_SUFFIX
-from recgen.store import engine as db
-from recgen.store.engine import checkpoint, checkpoint_deferred, get_engine, insert_frame, migrate, replace_rows
+from recgen.store import bulk
+from recgen.store.bulk import insert_frame, replace_rows
+from recgen.store.engine import checkpoint, checkpoint_deferred, get_engine, migrate
 from recgen.store.schema import eval_interactions, train_interactions
 
 
@@ -87,7 +88,7 @@ def test_a_staged_load_stores_exactly_what_executemany_stores(tmp_path):
 def test_a_load_staged_in_slices_stores_exactly_what_executemany_stores(tmp_path, monkeypatch, table):
     """Large tables are written as slices into staging files at once; a table with a constraint's index
     (eval_interactions: UNIQUE) is staged in one file."""
-    monkeypatch.setattr(db, "STAGE_ROWS_PER_WRITER", STAGE_MIN_ROWS)  # these rows make 2 slices
+    monkeypatch.setattr(bulk, "STAGE_ROWS_PER_WRITER", STAGE_MIN_ROWS)  # these rows make 2 slices
     frame = interactions(STAGE_MIN_ROWS * 2 - 1).drop_duplicates(["user_id", "video_id"])
     staged, plain = migrated(tmp_path / "staged.db"), migrated(tmp_path / "plain.db")
 

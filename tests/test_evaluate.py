@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from recgen.evaluation import metrics
-from recgen.evaluation.evaluate import EvalData, evaluate_all, evaluate_scorer
+from recgen.evaluation.evaluator import EvalData, evaluate_all, evaluate_scorer
 from recgen.models.baselines import RandomScorer, VideoScorer
 
 

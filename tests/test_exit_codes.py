@@ -7,9 +7,9 @@ import sqlite3
 import pytest
 from conftest import run_cli
 
-from recgen.batch import job_lock, lock_path
+import recgen.evaluation
 from recgen.constants import SMALL_MATRIX
-from recgen.evaluation import evaluate
+from recgen.store.lock import job_lock
 
 
 def data_copy(tiny_sample, tmp_path):
@@ -62,7 +62,7 @@ def test_70_internal_error_says_it_is_a_bug(published, monkeypatch):
     def broken(*args, **kwargs):
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(evaluate, "metrics_table", broken)  # the CLI imports it at call time
+    monkeypatch.setattr(recgen.evaluation, "metrics_table", broken)  # the CLI imports it at call time
     result = run_cli("evaluate", "--db", str(db))
     assert result.exit_code == 70
     assert "ZeroDivisionError: a bug" in result.stderr and "a bug in recgen" in result.stderr
@@ -82,11 +82,11 @@ def test_73_cannot_write_or_use_the_database(tmp_path):
 
 def test_75_locked(published, tiny_sample, tmp_path):
     db = tmp_path / "recs.db"
-    with job_lock(lock_path(str(db))):
+    with job_lock(str(db)):
         for args in (["run-batch", "--data-dir", str(tiny_sample)], ["ingest", "--data-dir", str(tiny_sample)]):
             result = run_cli(*args, "--db", str(db))
             assert result.exit_code == 75 and "another recgen job is running" in result.stderr
-    with job_lock(lock_path(str(published[0]))):  # the report rewrites data_profile
+    with job_lock(str(published[0])):  # the report rewrites data_profile
         result = run_cli("report", "--db", str(published[0]), "--out", str(tmp_path / "report"))
         assert result.exit_code == 75 and "another recgen job is running" in result.stderr
 

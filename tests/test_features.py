@@ -8,6 +8,7 @@ from sqlalchemy import text
 
 from recgen import features
 from recgen.ingest.load import ingest
+from recgen.store.cache import interaction_cache_path
 from recgen.store.engine import get_engine
 
 
@@ -38,7 +39,7 @@ def from_table(engine, catalog, table):
 
 @pytest.mark.parametrize("table", ["train_interactions", "eval_interactions"])
 def test_ingest_writes_a_cache_equal_to_the_table(engine, table):
-    path = features.interaction_cache_path(engine, table)
+    path = interaction_cache_path(engine, table)
     assert path.is_file()  # written by ingest from the frames it loaded
     catalog = features.load_catalog(engine)
     cached = features.load_interactions(engine, catalog, table)
@@ -54,7 +55,7 @@ def test_ingest_writes_a_cache_equal_to_the_table(engine, table):
 def test_a_cache_from_another_load_is_ignored(engine):
     catalog = features.load_catalog(engine)
     table = "train_interactions"
-    path = features.interaction_cache_path(engine, table)
+    path = interaction_cache_path(engine, table)
     features.write_interaction_cache(
         engine, table, {"user_id": np.array([1]), "video_id": np.array([2]), "watch_ratio": np.array([3.0])}
     )  # wrong length for the recorded load: refused
@@ -71,4 +72,4 @@ def test_a_cache_from_another_load_is_ignored(engine):
 
 
 def test_no_cache_for_an_in_memory_database():
-    assert features.interaction_cache_path(get_engine("sqlite://"), "train_interactions") is None
+    assert interaction_cache_path(get_engine("sqlite://"), "train_interactions") is None

@@ -269,14 +269,14 @@ SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ListComp, ast.S
 TRUSTED_MODULES = {"recgen.store.schema", "recgen.constants"}
 # Reviewed exceptions, each a place where the analysis cannot see that the value is recgen's own.
 REVIEWED = {
-    "recgen.store.engine:insert_frame:frame": (
+    "recgen.store.bulk:insert_frame:frame": (
         "column labels of DataFrames recgen builds itself from schema column names; a CSV header never reaches "
         "them, as the readers keep only the columns of readers.KINDS (test_sql_in_csv_headers_and_text_...)"
     ),
-    "recgen.store.engine:_copy_through_stage:ddl": (
+    "recgen.store.bulk:_copy_through_stage:ddl": (
         "the CREATE statements of recgen's own table, read back from sqlite_master"
     ),
-    "recgen.store.engine:_release_stages:schema": "the names `recgen_stage_<n>` that _copy_through_stage attached",
+    "recgen.store.bulk:_release_stages:schema": "the names `recgen_stage_<n>` that _copy_through_stage attached",
 }
 
 

@@ -7,10 +7,16 @@ import pytest
 
 from recgen.evaluation import metrics
 from recgen.features import Interactions
-from recgen.models import keras_base as model
+from recgen.models import load_model
 from recgen.models.baselines import item_means
-from recgen.models.hybrid import network as hybrid
+from recgen.models.hybrid import scorer as hybrid_scorer
+from recgen.models.hybrid.network import ListLoss, build_hybrid_model
 from recgen.models.hybrid.refit import REFIT_LAYER
+from recgen.models.hybrid.scorer import TowerScorer
+from recgen.models.hybrid.settings import TRANSFORMS, HybridSettings, inverse_target, target
+from recgen.models.hybrid.tables import SideTables
+from recgen.models.hybrid.training import make_lists, train_hybrid
+from recgen.models.keras_base import predict, save
 
 N_USERS, N_VIDEOS = 80, 120
 rng = np.random.default_rng(7)
@@ -29,14 +35,14 @@ def expected_ratio(users, videos):
 
 
 def side_tables(known_users, known_videos):
-    users = hybrid.SideTables(
+    users = SideTables(
         categorical=(GROUP[:, None] + 1).astype(np.int32),
         vocab_sizes=(3,),
         numeric=np.zeros((N_USERS, 1), np.float32),
         known=known_users,
     )
     tags = np.eye(2, dtype=np.float32)[FLAVOUR]
-    videos = hybrid.SideTables(
+    videos = SideTables(
         categorical=np.ones((N_VIDEOS, 1), np.int32),
         vocab_sizes=(2,),
         numeric=tags,
@@ -56,10 +62,10 @@ def checkerboard():
     rows = Interactions(train[:, 0].astype(np.int32), train[:, 1].astype(np.int32), noisy.astype(np.float32))
     known_users = np.bincount(rows.users, minlength=N_USERS) > 0
     known_videos = np.bincount(rows.videos, minlength=N_VIDEOS) > 0
-    settings = replace(hybrid.HybridSettings(), dim=8, hidden=16, epochs=30, patience=4, list_size=16, batch_lists=32)
-    keras_model = hybrid.build_hybrid_model(*side_tables(known_users, known_videos), settings)
-    hybrid.train(keras_model, rows, settings)
-    scorer = hybrid.TowerScorer(keras_model, N_USERS, N_VIDEOS, settings)
+    settings = replace(HybridSettings(), dim=8, hidden=16, epochs=30, patience=4, list_size=16, batch_lists=32)
+    keras_model = build_hybrid_model(*side_tables(known_users, known_videos), settings)
+    train_hybrid(keras_model, rows, settings)
+    scorer = TowerScorer(keras_model, N_USERS, N_VIDEOS, settings)
     return rows, held_out, keras_model, scorer, settings
 
 
@@ -94,10 +100,10 @@ def test_cold_users_and_videos_are_scored_from_their_features(checkerboard):
 def test_tower_scores_equal_the_keras_model_alone_in_a_batch_and_in_a_block(checkerboard, monkeypatch):
     rows, _, keras_model, scorer, settings = checkerboard
     users, videos = rows.users[:300], rows.videos[:300]
-    keras_scores = hybrid.inverse_target(model.predict(keras_model, users, videos), settings)
+    keras_scores = inverse_target(predict(keras_model, users, videos), settings)
     np.testing.assert_allclose(scorer.score_pairs(users, videos), keras_scores, rtol=1e-4, atol=1e-5)
     shuffled = np.random.default_rng(0).permutation(300)
-    monkeypatch.setattr(hybrid, "SCORE_BLOCK_USERS", 3)  # pairs of many users, scored three users at a time
+    monkeypatch.setattr(hybrid_scorer, "SCORE_BLOCK_USERS", 3)  # pairs of many users, scored three users at a time
     np.testing.assert_allclose(
         scorer.score_pairs(users[shuffled], videos[shuffled]), keras_scores[shuffled], rtol=1e-4, atol=1e-5
     )
@@ -109,15 +115,15 @@ def test_tower_scores_equal_the_keras_model_alone_in_a_batch_and_in_a_block(chec
 
 def test_save_then_load_gives_identical_scores(checkerboard, tmp_path):
     rows, _, keras_model, _, settings = checkerboard
-    path, _ = model.save(keras_model, tmp_path)
-    reloaded = model.load(path)
+    path, _ = save(keras_model, tmp_path)
+    reloaded = load_model(path)
     np.testing.assert_array_equal(
-        model.predict(reloaded, rows.users[:500], rows.videos[:500]),
-        model.predict(keras_model, rows.users[:500], rows.videos[:500]),
+        predict(reloaded, rows.users[:500], rows.videos[:500]),
+        predict(keras_model, rows.users[:500], rows.videos[:500]),
     )
     np.testing.assert_array_equal(
-        hybrid.TowerScorer(reloaded, N_USERS, N_VIDEOS, settings).score_block(np.arange(5)),
-        hybrid.TowerScorer(keras_model, N_USERS, N_VIDEOS, settings).score_block(np.arange(5)),
+        TowerScorer(reloaded, N_USERS, N_VIDEOS, settings).score_block(np.arange(5)),
+        TowerScorer(keras_model, N_USERS, N_VIDEOS, settings).score_block(np.arange(5)),
     )
 
 
@@ -127,8 +133,8 @@ def test_the_refit_is_stored_in_the_model_for_users_with_rows_and_keeps_their_ow
     assert not table[COLD_USER].any()  # no rows: the feature path, as before
     known = np.bincount(rows.users, minlength=N_USERS) > 0
     assert np.abs(table[known]).sum(axis=1).min() > 0
-    path, _ = model.save(keras_model, tmp_path)
-    reloaded = model.load(path).get_layer("user_tower").get_layer(REFIT_LAYER).table.numpy()
+    path, _ = save(keras_model, tmp_path)
+    reloaded = load_model(path).get_layer("user_tower").get_layer(REFIT_LAYER).table.numpy()
     np.testing.assert_array_equal(reloaded, table)
     # The rebel's profile says the opposite of their rows: refitted, they are ranked by their rows.
     videos = held_out[held_out[:, 0] == REBEL, 1]
@@ -140,12 +146,12 @@ def test_the_refit_is_stored_in_the_model_for_users_with_rows_and_keeps_their_ow
 @pytest.mark.parametrize("personal_weights", [True, False])
 def test_the_refit_sets_the_correction_only_when_asked_with_or_without_personal_weights(refit, personal_weights):
     rows = Interactions(np.array([1, 1, 2, 2], np.int32), np.array([0, 2, 0, 3], np.int32), np.ones(4, np.float32))
-    settings = replace(hybrid.HybridSettings(), dim=2, hidden=4, epochs=1, list_size=2, batch_lists=2, refit=refit)
+    settings = replace(HybridSettings(), dim=2, hidden=4, epochs=1, list_size=2, batch_lists=2, refit=refit)
     users, videos = side_tables(np.arange(N_USERS) < 3, np.arange(N_VIDEOS) < 4)
     if not personal_weights:
         videos = replace(videos, content=None)
-    keras_model = hybrid.build_hybrid_model(users, videos, settings)
-    hybrid.train(keras_model, rows, settings)
+    keras_model = build_hybrid_model(users, videos, settings)
+    train_hybrid(keras_model, rows, settings)
     table = keras_model.get_layer("user_tower").get_layer(REFIT_LAYER).table.numpy()
     assert table.shape == (N_USERS, settings.dim + (2 if personal_weights else 0) + 1)
     assert table[[1, 2]].any() == refit
@@ -156,7 +162,7 @@ def test_lists_hold_every_training_row_once():
     rows = Interactions(
         np.array([2, 0, 2, 2, 1], np.int32), np.array([5, 6, 7, 8, 9], np.int32), np.ones(5, np.float32)
     )
-    lists = hybrid.make_lists(rows, 2, hybrid.HybridSettings())
+    lists = make_lists(rows, 2, HybridSettings())
     filled = ~np.isnan(lists.targets)
     assert filled.sum() == 5 and len(lists.users) == 4  # user 2 has 3 rows: two lists
     pairs = sorted(zip(np.repeat(lists.users, 2)[filled.ravel()], lists.videos[filled], strict=True))
@@ -164,24 +170,24 @@ def test_lists_hold_every_training_row_once():
 
 
 def test_the_target_round_trips_below_the_cap_and_unknown_transforms_fail():
-    settings = hybrid.HybridSettings()
+    settings = HybridSettings()
     ratios = np.array([0.0, 0.3, 1.0, 7.5, 49.0, 600.0], np.float32)
-    for transform in hybrid.TRANSFORMS:
+    for transform in TRANSFORMS:
         chosen = replace(settings, transform=transform)
-        back = hybrid.inverse_target(hybrid.target(ratios, chosen), chosen)
+        back = inverse_target(target(ratios, chosen), chosen)
         np.testing.assert_allclose(back, np.minimum(ratios, settings.ratio_cap), rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="transform"):
-        hybrid.target(ratios, replace(settings, transform="sqrt"))
+        target(ratios, replace(settings, transform="sqrt"))
 
 
 def test_the_row_weighted_loss_weighs_every_row_the_same_and_round_trips_its_config():
     truth = np.array([[1.0, 1.0, 1.0, 1.0], [1.0, np.nan, np.nan, np.nan]], np.float32)
     pred = np.zeros_like(truth)
-    per_list = hybrid.ListLoss(0.0, delta=5.0, reduction=None)(truth, pred)
-    per_row = hybrid.ListLoss(0.0, delta=5.0, row_weighted=True, reduction=None)(truth, pred)
+    per_list = ListLoss(0.0, delta=5.0, reduction=None)(truth, pred)
+    per_row = ListLoss(0.0, delta=5.0, row_weighted=True, reduction=None)(truth, pred)
     np.testing.assert_allclose(np.asarray(per_list), [0.5, 0.5])  # a 1-row list counts as much as a full one
     np.testing.assert_allclose(np.asarray(per_row), [0.5, 0.125])  # here it counts as the one row it holds
-    assert hybrid.ListLoss.from_config(hybrid.ListLoss(row_weighted=True).get_config()).row_weighted
+    assert ListLoss.from_config(ListLoss(row_weighted=True).get_config()).row_weighted
 
 
 def test_the_expectile_weighs_under_predictions_more_and_0_5_is_the_plain_huber_loss():
@@ -189,14 +195,14 @@ def test_the_expectile_weighs_under_predictions_more_and_0_5_is_the_plain_huber_
     pred = np.zeros_like(truth)
 
     def per_row(expectile):
-        loss = hybrid.ListLoss(0.0, delta=5.0, row_weighted=True, expectile=expectile, reduction=None)
+        loss = ListLoss(0.0, delta=5.0, row_weighted=True, expectile=expectile, reduction=None)
         return [float(np.asarray(loss(truth[:, [i]], pred[:, [i]]))[0]) for i in range(2)]
 
     np.testing.assert_allclose(per_row(0.5), [0.5, 0.5])  # 0.5 x error^2 either side
     np.testing.assert_allclose(per_row(0.7), [0.7, 0.3])  # x 2 x 0.7 under, x 2 x 0.3 over
-    assert hybrid.ListLoss.from_config(hybrid.ListLoss(expectile=0.7).get_config()).expectile == 0.7
+    assert ListLoss.from_config(ListLoss(expectile=0.7).get_config()).expectile == 0.7
     with pytest.raises(ValueError, match="expectile"):
-        hybrid.ListLoss(expectile=1.0)
+        ListLoss(expectile=1.0)
 
 
 @pytest.fixture(scope="module")
@@ -220,12 +226,12 @@ def test_residual_factors_find_a_taste_no_feature_carries_and_are_stored_for_kno
 ):
     rows, held_out, users, videos = hidden_tastes
     settings = replace(
-        hybrid.HybridSettings(), dim=2, hidden=8, epochs=1, list_size=16, batch_lists=32, residual_rank=rank,
+        HybridSettings(), dim=2, hidden=8, epochs=1, list_size=16, batch_lists=32, residual_rank=rank,
         residual_ridge=1.0,
     )  # fmt: skip
-    keras_model = hybrid.build_hybrid_model(users, videos, settings)
-    hybrid.train(keras_model, rows, settings)  # one epoch: the towers alone learn little of the taste
-    scorer = hybrid.TowerScorer(keras_model, N_USERS, N_VIDEOS, settings)
+    keras_model = build_hybrid_model(users, videos, settings)
+    train_hybrid(keras_model, rows, settings)  # one epoch: the towers alone learn little of the taste
+    scorer = TowerScorer(keras_model, N_USERS, N_VIDEOS, settings)
     found = mean_spearman(held_out[:, 0], held_out[:, 1], scorer.score_pairs(held_out[:, 0], held_out[:, 1]))
     if rank == 0:
         assert found < 0.5
@@ -234,6 +240,6 @@ def test_residual_factors_find_a_taste_no_feature_carries_and_are_stored_for_kno
     for side, cold in (("user", COLD_USER), ("video", COLD_VIDEO)):
         table = keras_model.get_layer(f"{side}_tower").get_layer(f"{side}_residual_factors").table.numpy()
         assert not table[cold].any() and np.abs(table).sum(axis=1).max() > 0
-    path, _ = model.save(keras_model, tmp_path)
-    reloaded = hybrid.TowerScorer(model.load(path), N_USERS, N_VIDEOS, settings)
+    path, _ = save(keras_model, tmp_path)
+    reloaded = TowerScorer(load_model(path), N_USERS, N_VIDEOS, settings)
     np.testing.assert_array_equal(reloaded.score_block(np.arange(N_USERS)), scorer.score_block(np.arange(N_USERS)))

@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 
 from recgen.features import Interactions
-from recgen.models import keras_base as model
+from recgen.models import load_model
+from recgen.models.keras_base import file_sha256, predict, save
+from recgen.models.seed import KerasScorer, SeedSettings, build_seed_model, train_seed
 
 N_USERS, N_VIDEOS = 60, 90
 
@@ -26,9 +28,9 @@ def planted():
 @pytest.fixture(scope="module")
 def trained(planted):
     features, rows, _ = planted
-    settings = model.SeedSettings(epochs=8, batch_size=1024, patience=2)
-    keras_model = model.build_seed_model(N_USERS, features, settings)
-    report = model.train(keras_model, rows, settings)
+    settings = SeedSettings(epochs=8, batch_size=1024, patience=2)
+    keras_model = build_seed_model(N_USERS, features, settings)
+    report = train_seed(keras_model, rows, settings)
     return keras_model, report
 
 
@@ -46,7 +48,7 @@ def test_seed_model_has_the_seed_architecture(trained):
 def test_training_recovers_the_planted_effects(planted, trained):
     _, rows, expected = planted
     keras_model, report = trained
-    predictions = model.predict(keras_model, rows.users, rows.videos)
+    predictions = predict(keras_model, rows.users, rows.videos)
     baseline = np.mean((expected - rows.watch_ratio.mean()) ** 2)
     assert np.mean((predictions - expected) ** 2) < 0.2 * baseline
     assert np.corrcoef(predictions, expected)[0, 1] > 0.9
@@ -56,10 +58,10 @@ def test_training_recovers_the_planted_effects(planted, trained):
 def test_scoring_a_pair_alone_equals_scoring_it_in_a_batch(planted, trained):
     _, rows, _ = planted
     keras_model, _ = trained
-    batch = model.predict(keras_model, rows.users[:500], rows.videos[:500])
-    alone = np.array([model.predict(keras_model, rows.users[i : i + 1], rows.videos[i : i + 1])[0] for i in range(20)])
+    batch = predict(keras_model, rows.users[:500], rows.videos[:500])
+    alone = np.array([predict(keras_model, rows.users[i : i + 1], rows.videos[i : i + 1])[0] for i in range(20)])
     np.testing.assert_allclose(alone, batch[:20], rtol=1e-5, atol=1e-6)
-    scorer = model.KerasScorer(keras_model, N_VIDEOS)
+    scorer = KerasScorer(keras_model, N_VIDEOS)
     block = scorer.score_block(np.array([3, 7]))
     np.testing.assert_allclose(block[1, :40], scorer.score_pairs(np.full(40, 7), np.arange(40)), rtol=1e-5, atol=1e-6)
 
@@ -67,26 +69,26 @@ def test_scoring_a_pair_alone_equals_scoring_it_in_a_batch(planted, trained):
 def test_save_then_load_gives_identical_predictions(tmp_path, planted, trained):
     _, rows, _ = planted
     keras_model, _ = trained
-    path, digest = model.save(keras_model, tmp_path)
-    assert path.suffix == ".keras" and model.file_sha256(path) == digest
+    path, digest = save(keras_model, tmp_path)
+    assert path.suffix == ".keras" and file_sha256(path) == digest
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left behind
-    reloaded = model.load(path)
+    reloaded = load_model(path)
     np.testing.assert_array_equal(
-        model.predict(reloaded, rows.users[:2000], rows.videos[:2000]),
-        model.predict(keras_model, rows.users[:2000], rows.videos[:2000]),
+        predict(reloaded, rows.users[:2000], rows.videos[:2000]),
+        predict(keras_model, rows.users[:2000], rows.videos[:2000]),
     )
 
 
 def test_training_is_reproducible_with_the_same_seed(planted):
     features, rows, _ = planted
-    settings = model.SeedSettings(epochs=1, batch_size=4096)
-    first = model.build_seed_model(N_USERS, features, settings)
-    model.train(first, rows, settings)
-    second = model.build_seed_model(N_USERS, features, settings)
-    model.train(second, rows, settings)
+    settings = SeedSettings(epochs=1, batch_size=4096)
+    first = build_seed_model(N_USERS, features, settings)
+    train_seed(first, rows, settings)
+    second = build_seed_model(N_USERS, features, settings)
+    train_seed(second, rows, settings)
     np.testing.assert_allclose(
-        model.predict(first, rows.users[:100], rows.videos[:100]),
-        model.predict(second, rows.users[:100], rows.videos[:100]),
+        predict(first, rows.users[:100], rows.videos[:100]),
+        predict(second, rows.users[:100], rows.videos[:100]),
         rtol=1e-4,
         atol=1e-5,
     )
@@ -104,8 +106,8 @@ def test_a_signal_during_training_stops_it_at_the_next_batch_with_the_handler_in
     planted, signum, handler, raised
 ):
     features, rows, _ = planted
-    settings = model.SeedSettings(epochs=6, batch_size=1024, patience=6)
-    keras_model = model.build_seed_model(N_USERS, features, settings)
+    settings = SeedSettings(epochs=6, batch_size=1024, patience=6)
+    keras_model = build_seed_model(N_USERS, features, settings)
     lines = []
 
     def progress(line):
@@ -116,7 +118,7 @@ def test_a_signal_during_training_stops_it_at_the_next_batch_with_the_handler_in
     before = signal.signal(signum, handler)
     try:
         with pytest.raises(raised):
-            model.train(keras_model, rows, settings, progress=progress)
+            train_seed(keras_model, rows, settings, progress=progress)
         assert signal.getsignal(signum) is handler  # restored
     finally:
         signal.signal(signum, before)

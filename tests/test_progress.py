@@ -5,6 +5,7 @@ import json
 
 from conftest import backup_copy, run_cli
 
+from recgen.models.seed import SeedSettings, build_seed_model, train_seed
 from recgen.progress import Reporter
 
 
@@ -82,16 +83,15 @@ def test_training_reports_each_epochs_batches(tmp_path):
     import numpy as np
 
     from recgen.features import Interactions
-    from recgen.models import keras_base as model
 
     rng = np.random.default_rng(0)
     rows = Interactions(
         rng.integers(0, 20, 3000).astype(np.int32), rng.integers(0, 30, 3000).astype(np.int32), rng.random(3000)
     )
-    settings = model.SeedSettings(epochs=2, batch_size=500, patience=5)
+    settings = SeedSettings(epochs=2, batch_size=500, patience=5)
     stream = io.StringIO()
-    keras_model = model.build_seed_model(20, rng.normal(size=(30, 15)).astype(np.float32), settings)
-    model.train(keras_model, rows, settings, progress=Reporter(stream=stream))
+    keras_model = build_seed_model(20, rng.normal(size=(30, 15)).astype(np.float32), settings)
+    train_seed(keras_model, rows, settings, progress=Reporter(stream=stream))
     lines = stream.getvalue().splitlines()
     assert sum(": 6/6 batches (" in line for line in lines) == 2  # 2,700 training rows in batches of 500
     assert sum("val_loss" in line for line in lines) == 2

@@ -9,8 +9,9 @@ from sqlalchemy import text
 from recgen.errors import MissingInputError
 from recgen.report.interactions import THRESHOLDS
 from recgen.report.page import SECTIONS
-from recgen.report.write import DATA_PROFILE, write_data_profile, write_report
+from recgen.report.write import write_data_profile, write_report
 from recgen.store.engine import get_engine, migrate
+from recgen.store.schema import data_profile
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -85,7 +86,7 @@ def test_data_profile_is_replaced_not_appended(reported):
     rows = [{"section": s, "name": n, "value": v, "unit": "u", "description": "d"} for (s, n), v in before.items()]
     write_data_profile(engine, rows)  # what every report does at its end
     assert profile(engine) == before
-    assert [c.name for c in DATA_PROFILE.columns] == ["section", "name", "value", "unit", "description"]
+    assert [c.name for c in data_profile.columns] == ["section", "name", "value", "unit", "description"]
 
 
 def test_report_without_data_is_a_clean_error(tmp_path):

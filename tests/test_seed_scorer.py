@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from recgen.models import keras_base as model
+from recgen.models.keras_base import predict
+from recgen.models.seed import KerasScorer, SeedSettings, build_seed_model
 from recgen.recommend import top_k
 
 N_USERS, N_VIDEOS = 37, 53
@@ -14,7 +15,7 @@ def seed_model():
     """A seed network with every weight random (biases too, so each term of the split is exercised)."""
     rng = np.random.default_rng(8)
     features = rng.normal(size=(N_VIDEOS, 15)).astype(np.float32)
-    keras_model = model.build_seed_model(N_USERS, features, model.SeedSettings(seed=3))
+    keras_model = build_seed_model(N_USERS, features, SeedSettings(seed=3))
     for layer in keras_model.layers:
         weights = layer.get_weights()
         if weights and layer.name != "video_features":
@@ -23,11 +24,11 @@ def seed_model():
 
 
 def test_split_scorer_equals_the_keras_model_on_pairs_and_blocks(seed_model):
-    scorer = model.KerasScorer(seed_model, N_VIDEOS)
+    scorer = KerasScorer(seed_model, N_VIDEOS)
     assert scorer._halves is not None  # the seed architecture is recognised
     users = np.repeat(np.arange(N_USERS), N_VIDEOS)
     videos = np.tile(np.arange(N_VIDEOS), N_USERS)
-    expected = model.predict(seed_model, users, videos)
+    expected = predict(seed_model, users, videos)
     assert np.ptp(expected) > 1.0  # not a degenerate network
     np.testing.assert_allclose(scorer.score_pairs(users, videos), expected, rtol=1e-5, atol=1e-5)
     block = scorer.score_block(np.arange(N_USERS))
@@ -37,8 +38,8 @@ def test_split_scorer_equals_the_keras_model_on_pairs_and_blocks(seed_model):
 
 
 def test_split_scorer_gives_the_keras_top_k(seed_model):
-    fast = model.KerasScorer(seed_model, N_VIDEOS)
-    slow = model.KerasScorer(seed_model, N_VIDEOS)
+    fast = KerasScorer(seed_model, N_VIDEOS)
+    slow = KerasScorer(seed_model, N_VIDEOS)
     slow._halves = None  # the plain Keras path
     empty = (np.zeros(N_USERS + 1, dtype=np.int64), np.zeros(0, dtype=np.int32))
     got = top_k(fast, np.arange(N_USERS), *empty, k=10)
@@ -54,6 +55,6 @@ def test_models_that_are_not_the_seed_architecture_are_scored_through_keras():
     video = keras.Input(shape=(), dtype="int32", name="video")
     out = keras.layers.Add()([keras.ops.cast(user, "float32"), keras.ops.cast(video, "float32")])
     other = keras.Model({"user": user, "video": video}, out, name="other")
-    scorer = model.KerasScorer(other, 4)
+    scorer = KerasScorer(other, 4)
     assert scorer._halves is None
     np.testing.assert_array_equal(scorer.score_block(np.array([1, 2])), [[1, 2, 3, 4], [2, 3, 4, 5]])

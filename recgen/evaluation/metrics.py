@@ -23,6 +23,8 @@ Modelled on recommenders' ``python_evaluation.py``: one function per metric, def
 docstring.
 """
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from recgen.constants import NDCG_GAIN_CAP, RELEVANT_WATCH_RATIO, TOP_K
@@ -40,6 +42,9 @@ __all__ = [
     "catalog_coverage",
     "popularity_percentile",
     "gini",
+    "ActualOrder",
+    "actual_order",
+    "user_metrics_for",
     "user_metrics",
 ]
 
@@ -487,7 +492,65 @@ def gini(rec_items, n_catalog: int) -> float:
     return float(weights @ counts / (n_catalog * counts.sum()))
 
 
-# ---------------------------------------------------------------- convenience
+# ---------------------------------------------------------------- every per-user metric at once
+
+
+@dataclass(frozen=True)
+class ActualOrder:
+    """Evaluation cells with their actual order by watch_ratio (ties by item id) ranked once: every scorer
+    evaluated on the same cells shares it (`user_metrics_for`)."""
+
+    users: np.ndarray  # dense user code of each cell
+    items: np.ndarray  # item id of each cell
+    truth: np.ndarray  # observed watch_ratio
+    n_users: int
+    n_items: np.ndarray  # cells per user
+    relevant: np.ndarray  # truth > RELEVANT_WATCH_RATIO, per cell
+    true_pos: np.ndarray  # position in the user's list by watch_ratio
+    truth_ranks: np.ndarray  # average ranks of watch_ratio, centred per user (for spearman)
+
+
+def actual_order(users, items, truth, *, n_users: int | None = None) -> ActualOrder:
+    """Validate the cells and rank them by watch_ratio (see `ActualOrder`)."""
+    users, n_users = _as_users(users, n_users)
+    items = _as_cells("items", items, users.size, dtype=np.int64)
+    truth = _as_truth(truth, users.size)
+    true_pos, truth_ranks = _rank(users, truth, items, n_users, average=True)
+    n_items = np.bincount(users, minlength=n_users)
+    return ActualOrder(users, items, truth, n_users, n_items, truth > RELEVANT_WATCH_RATIO, true_pos, truth_ranks)
+
+
+def user_metrics_for(actual: ActualOrder, scores, k: int = TOP_K, *, predictions=None) -> dict[str, np.ndarray]:
+    """Every per-user metric at k of `scores` over the cells of `actual` (see `user_metrics`)."""
+    users, n_users, n_items, truth, relevant = (
+        actual.users,
+        actual.n_users,
+        actual.n_items,
+        actual.truth,
+        actual.relevant,
+    )
+    scores = _as_cells("scores", scores, users.size)
+    k = _check_k(k)
+    pred_pos, score_ranks = _rank(users, scores, actual.items, n_users, average=True)
+    true_pos = actual.true_pos
+    result = {
+        "hit_ratio": _hit_ratio(users, pred_pos, true_pos, k, n_items),
+        "ndcg": _ndcg(users, pred_pos, true_pos, truth, k, NDCG_GAIN_CAP, n_items),
+        "seed_ndcg": _seed_ndcg(users, pred_pos, truth, k, n_items),
+        "precision": _precision(users, pred_pos, relevant, k, n_items),
+        "recall": _recall(users, pred_pos, relevant, k, n_items),
+        "spearman": _pearson_of_ranks(users, score_ranks, actual.truth_ranks, n_users),
+    }
+    if predictions is None:
+        result["mae"] = np.full(n_users, np.nan)
+        result["rmse"] = np.full(n_users, np.nan)
+    else:
+        errors = _as_cells("predictions", predictions, users.size) - truth
+        result["mae"] = _mean_error(users, np.abs(errors), n_items)
+        result["rmse"] = np.sqrt(_mean_error(users, np.square(errors), n_items))
+    result["n_items"] = n_items
+    result["n_relevant"] = np.bincount(users[relevant], minlength=n_users)
+    return result
 
 
 def user_metrics(
@@ -514,30 +577,5 @@ def user_metrics(
         ``spearman``, ``mae``, ``rmse`` (float per user, equal to the functions of the same name with the
         default gain cap and relevance threshold), ``n_items`` and ``n_relevant`` (int64 counts per user).
     """
-    users, n_users = _as_users(users, n_users)
-    items = _as_cells("items", items, users.size, dtype=np.int64)
-    scores = _as_cells("scores", scores, users.size)
-    truth = _as_truth(truth, users.size)
-    k = _check_k(k)
-    n_items = np.bincount(users, minlength=n_users)
-    relevant = truth > RELEVANT_WATCH_RATIO
-    pred_pos, score_ranks = _rank(users, scores, items, n_users, average=True)
-    true_pos, truth_ranks = _rank(users, truth, items, n_users, average=True)
-    result = {
-        "hit_ratio": _hit_ratio(users, pred_pos, true_pos, k, n_items),
-        "ndcg": _ndcg(users, pred_pos, true_pos, truth, k, NDCG_GAIN_CAP, n_items),
-        "seed_ndcg": _seed_ndcg(users, pred_pos, truth, k, n_items),
-        "precision": _precision(users, pred_pos, relevant, k, n_items),
-        "recall": _recall(users, pred_pos, relevant, k, n_items),
-        "spearman": _pearson_of_ranks(users, score_ranks, truth_ranks, n_users),
-    }
-    if predictions is None:
-        result["mae"] = np.full(n_users, np.nan)
-        result["rmse"] = np.full(n_users, np.nan)
-    else:
-        errors = _as_cells("predictions", predictions, users.size) - truth
-        result["mae"] = _mean_error(users, np.abs(errors), n_items)
-        result["rmse"] = np.sqrt(_mean_error(users, np.square(errors), n_items))
-    result["n_items"] = n_items
-    result["n_relevant"] = np.bincount(users[relevant], minlength=n_users)
-    return result
+    actual = actual_order(users, items, truth, n_users=n_users)
+    return user_metrics_for(actual, scores, k, predictions=predictions)

@@ -32,7 +32,6 @@ from recgen.constants import (
     WORKER_THREADS,
 )
 from recgen.errors import ConfigError, DataError
-from recgen.features import INTERACTION_FIELDS, read_interaction_cache, write_interaction_cache
 from recgen.ingest.readers import (
     REJECTED_COLUMNS,
     DataSource,
@@ -48,7 +47,9 @@ from recgen.ingest.readers import (
     rejections,
 )
 from recgen.progress import Reporter, as_reporter
-from recgen.store.engine import checkpoint, checkpoint_deferred, insert_frame, migrate, replace_rows, utc_now
+from recgen.store.bulk import insert_frame, replace_rows
+from recgen.store.cache import INTERACTION_FIELDS, read_interaction_cache, write_interaction_cache
+from recgen.store.engine import checkpoint, checkpoint_deferred, migrate, utc_now
 from recgen.store.schema import (
     INPUT_TABLES,
     eval_interactions,
@@ -61,8 +62,6 @@ from recgen.store.schema import (
     video_tags,
     videos,
 )
-
-__all__ = ["IngestResult", "data_fingerprint", "ingest", "locate_data", "DataSource", "build_videos"]
 
 VIDEO_FILES = (CAPTION_CATEGORY, ITEM_CATEGORIES, ITEM_DAILY_FEATURES)
 INTERACTION_FILES = (BIG_MATRIX, SMALL_MATRIX)

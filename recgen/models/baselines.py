@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from recgen.constants import ITEM_MEAN_SHRINKAGE
-from recgen.features import Interactions
+from recgen.constants import BASELINE_ITEM_MEAN, BASELINE_POPULARITY, BASELINE_RANDOM, ITEM_MEAN_SHRINKAGE
+from recgen.features import Interactions, exposure_counts
 
 
 class VideoScorer:
@@ -28,7 +28,7 @@ class RandomScorer:
     """Uniform random scores, a pure function of (user, video, seed), so a pair scores the same wherever
     it is scored (in a block or alone) and reruns are identical."""
 
-    name = "random"
+    name = BASELINE_RANDOM
     predicts_watch_ratio = False
 
     def __init__(self, n_videos: int, seed: int):
@@ -63,11 +63,6 @@ def _to_unit(z: np.ndarray) -> np.ndarray:
     return (z >> np.uint64(40)).astype(np.float32) * np.float32(1.0 / (1 << 24))
 
 
-def exposure_counts(train: Interactions, n_videos: int) -> np.ndarray:
-    """How many training rows each video has: the popularity a feed's exposure gave it."""
-    return np.bincount(train.videos, minlength=n_videos).astype(np.float64)
-
-
 def item_means(train: Interactions, n_videos: int, shrinkage: float = ITEM_MEAN_SHRINKAGE) -> np.ndarray:
     """Each video's mean watch ratio, shrunk towards the global mean: (sum + m * mean) / (n + m)."""
     counts = np.bincount(train.videos, minlength=n_videos)
@@ -77,7 +72,7 @@ def item_means(train: Interactions, n_videos: int, shrinkage: float = ITEM_MEAN_
 
 
 def popularity_scorer(counts: np.ndarray) -> VideoScorer:
-    return VideoScorer("popularity", counts, predicts_watch_ratio=False)
+    return VideoScorer(BASELINE_POPULARITY, counts, predicts_watch_ratio=False)
 
 
 def baselines(train: Interactions, n_videos: int, seed: int) -> list:
@@ -85,5 +80,5 @@ def baselines(train: Interactions, n_videos: int, seed: int) -> list:
     return [
         RandomScorer(n_videos, seed),
         popularity_scorer(exposure_counts(train, n_videos)),
-        VideoScorer("item_mean", item_means(train, n_videos), predicts_watch_ratio=True),
+        VideoScorer(BASELINE_ITEM_MEAN, item_means(train, n_videos), predicts_watch_ratio=True),
     ]

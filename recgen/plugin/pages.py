@@ -14,11 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from recgen.constants import BASELINES, RUN_MODEL
 from recgen.plugin.queries import (
-    BASELINES,
     CATEGORY_MIX,
     CATEGORY_MIX_PROFILED,
-    MODEL,
     MODEL_VS_BASELINES,
     POPULARITY_BIAS,
     USER_RECOMMENDATIONS,
@@ -80,7 +79,7 @@ def dashboard(path: str, signature: tuple) -> dict:
     headline = [f"{name}@{k}" for name in HEADLINE]
     series: dict[str, dict[str, list]] = {metric: {} for metric in headline}
     for metric in headline:
-        for model in (MODEL, *BASELINES):
+        for model in (RUN_MODEL, *BASELINES):
             values = {r["run_id"]: r["value"] for r in history if r["metric"] == metric and r["model_name"] == model}
             if values:
                 series[metric][model] = [values.get(run_id) for run_id in run_ids]
@@ -94,7 +93,7 @@ def dashboard(path: str, signature: tuple) -> dict:
     if concentration:
         images["concentration"] = charts.grouped_bars(
             [r["metric"] for r in concentration],
-            {model: [r[model] or 0.0 for r in concentration] for model in (MODEL, *BASELINES)},
+            {model: [r[model] or 0.0 for r in concentration] for model in (RUN_MODEL, *BASELINES)},
             title="Coverage, popularity and concentration of the published lists",
             xlabel="value (0..1)",
         )
@@ -124,7 +123,7 @@ def dashboard(path: str, signature: tuple) -> dict:
         "run": run,
         "k": k,
         "metrics": metrics,
-        "models": (MODEL, *BASELINES),
+        "models": (RUN_MODEL, *BASELINES),
         "bias": bias,
         "worst": worst,
         "mix": mix,
@@ -159,7 +158,7 @@ def user(path: str, signature: tuple, user_id: int) -> dict | None:
             (user_id, RECENT_VIEWS),
         )
         metrics = conn.execute("SELECT * FROM latest_user_metrics WHERE user_id = ?", (user_id,)).fetchone()
-        run_means = _rows(conn, "SELECT metric, value FROM latest_run_metrics WHERE model_name = ?", (MODEL,))
+        run_means = _rows(conn, "SELECT metric, value FROM latest_run_metrics WHERE model_name = ?", (RUN_MODEL,))
         eval_row = conn.execute(
             "SELECT count(*) AS n, avg(watch_ratio) AS mean_wr FROM eval_interactions WHERE user_id = ?", (user_id,)
         ).fetchone()

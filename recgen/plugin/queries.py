@@ -5,7 +5,15 @@ defaults live in the SQL: `coalesce(nullif(:param, ''), default)`. "The latest p
 expression of `recgen.schema.LATEST_RUN`, the same one the `latest_*` views use.
 """
 
-from recgen.constants import RELEVANT_WATCH_RATIO, SOURCE_CONTENT, SOURCE_MODEL, SOURCE_POPULARITY, TOP_K
+from recgen.constants import (
+    BASELINES,
+    RELEVANT_WATCH_RATIO,
+    RUN_MODEL,
+    SOURCE_CONTENT,
+    SOURCE_MODEL,
+    SOURCE_POPULARITY,
+    TOP_K,
+)
 from recgen.report.categories import (
     CATEGORY_VIEWS_PREFIX,
     CATEGORY_VIEWS_SECTION,
@@ -14,8 +22,6 @@ from recgen.report.categories import (
 )
 from recgen.store.schema import LATEST_RUN
 
-MODEL = "model"  # run_metrics.model_name of the run's own model
-BASELINES = ("seed", "item_mean", "popularity", "random")  # seed: the seed notebook's model
 FTS_TABLE = "videos_fts"  # recgen.publish.FTS_TABLE (not imported: this module stays free of sqlite-utils)
 FTS_QUERY_FUNCTION = "recgen_fts_query"  # recgen.publish.QUERY_FUNCTION, registered by the plugin
 REJECTED_ROWS = "rejected_rows"
@@ -55,7 +61,7 @@ ORDER BY r.rank"""
 MODEL_VS_BASELINES = f"""\
 SELECT
   metric,
-  {_pivot_columns((MODEL, *BASELINES))}
+  {_pivot_columns((RUN_MODEL, *BASELINES))}
 FROM run_metrics
 WHERE run_id = coalesce(CAST(nullif(:run_id, '') AS INTEGER), {LATEST_RUN})
 GROUP BY metric
@@ -84,9 +90,9 @@ SELECT
   r.train_seconds,
   r.recommend_seconds,
   r.evaluate_seconds,
-  (SELECT value FROM run_metrics AS m WHERE m.run_id = r.id AND m.model_name = '{MODEL}'
+  (SELECT value FROM run_metrics AS m WHERE m.run_id = r.id AND m.model_name = '{RUN_MODEL}'
      AND m.metric = 'ndcg@' || coalesce(r.k, {TOP_K})) AS "ndcg@k",
-  (SELECT value FROM run_metrics AS m WHERE m.run_id = r.id AND m.model_name = '{MODEL}'
+  (SELECT value FROM run_metrics AS m WHERE m.run_id = r.id AND m.model_name = '{RUN_MODEL}'
      AND m.metric = 'hit_ratio@' || coalesce(r.k, {TOP_K})) AS "hit_ratio@k",
   r.error
 FROM runs AS r
@@ -360,12 +366,12 @@ SELECT
   CASE r.trained WHEN 1 THEN 'trained' WHEN 0 THEN 'reloaded' END AS model_was,
   r.synthetic,
   m.metric,
-  {_pivot_columns((MODEL, *BASELINES), "m")},
+  {_pivot_columns((RUN_MODEL, *BASELINES), "m")},
   round(
     CASE WHEN m.metric LIKE 'mae%' OR m.metric LIKE 'rmse%'
       THEN {_BEST_BASELINE.format(baselines=", ".join(f"'{b}'" for b in BASELINES))}
-        - max(CASE WHEN m.model_name = '{MODEL}' THEN m.value END)
-      ELSE max(CASE WHEN m.model_name = '{MODEL}' THEN m.value END)
+        - max(CASE WHEN m.model_name = '{RUN_MODEL}' THEN m.value END)
+      ELSE max(CASE WHEN m.model_name = '{RUN_MODEL}' THEN m.value END)
         - {_BEST_BASELINE.format(baselines=", ".join(f"'{b}'" for b in BASELINES))}
     END, 4
   ) AS margin_over_best_baseline
@@ -398,7 +404,7 @@ SELECT
   (SELECT id FROM run) AS run_id,
   m.metric,
   'from run_metrics: model next to the baselines' AS note,
-  {_pivot_columns((MODEL, *BASELINES))}
+  {_pivot_columns((RUN_MODEL, *BASELINES))}
 FROM run_metrics AS m
 WHERE m.run_id = (SELECT id FROM run)
   AND (m.metric LIKE 'coverage@%' OR m.metric LIKE 'popularity_percentile@%' OR m.metric LIKE 'gini@%')

@@ -24,6 +24,7 @@ import numpy as np  # noqa: E402
 from matplotlib import font_manager  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from recgen.constants import RUN_MODEL  # noqa: E402
 from recgen.report.categories import FIRST_LEVEL_ENGLISH  # noqa: E402
 
 DPI = 100
@@ -88,7 +89,7 @@ def metric_history(runs: Sequence[int], series: Mapping[str, Sequence[float | No
                 y,
                 marker="o",
                 color=COLORS[i % len(COLORS)],
-                linewidth=2.5 if model == "model" else 1.2,
+                linewidth=2.5 if model == RUN_MODEL else 1.2,
                 label=model,
             )
         ax.set_title(metric)

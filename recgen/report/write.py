@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
@@ -25,10 +26,6 @@ from recgen.report import interactions as report_interactions
 from recgen.report.page import SECTIONS, Progress, ReportPage
 from recgen.report.scans import histogram, per_video, query_frame, scan
 from recgen.store.schema import data_profile
-
-# Until the lead moves it into recgen.schema (with a migration), the table is declared here and created on
-# first use; the plugin reads its descriptions from this declaration.
-DATA_PROFILE = data_profile  # declared with the other tables in recgen.schema
 
 REPORT_FILE = "index.html"
 
@@ -96,16 +93,16 @@ def _summary(page: ReportPage) -> None:
 
 
 def _environment() -> jinja2.Environment:
-    folder = resources.files("recgen.plugin") / "templates"
+    folder = resources.files("recgen.report") / "templates"
     return jinja2.Environment(loader=jinja2.FileSystemLoader(str(folder)), autoescape=True)
 
 
 def write_data_profile(engine: Engine, rows: list[dict]) -> None:
-    """Replace the data_profile table's rows (creating the table if the schema does not have it yet)."""
+    """Replace the data_profile table's rows."""
     with engine.begin() as conn:
-        conn.execute(DATA_PROFILE.delete())
+        conn.execute(data_profile.delete())
         if rows:
-            conn.execute(DATA_PROFILE.insert(), rows)
+            conn.execute(data_profile.insert(), rows)
 
 
 def write_report(engine: Engine, out_dir: Path, progress: Progress | None = None) -> Path:
@@ -136,7 +133,7 @@ def write_report(engine: Engine, out_dir: Path, progress: Progress | None = None
     report.add("overview", "generated_at", generated.timestamp(), "unix time (s)", "When the report was computed (UTC)")
     html = (
         _environment()
-        .get_template("recgen_report.html")
+        .get_template("report.html")
         .render(
             sections=[{"id": key, **report.sections[key]} for key, _ in SECTIONS],
             generated=generated.isoformat(timespec="seconds"),
@@ -150,3 +147,17 @@ def write_report(engine: Engine, out_dir: Path, progress: Progress | None = None
     n_charts = len(list(out_dir.glob("*.png")))
     say(f"report: {n_charts} charts, {len(report.profile.rows)} data_profile rows in {seconds:.1f} s -> {path}")
     return path
+
+
+def refresh_report(engine: Engine, out_dir: Path, data_changed: bool, log: Callable[[str], None]) -> bool:
+    """The data-analysis report follows the data: rewritten when an input file changed (or it is missing).
+
+    Called once a run is published, so a failure here is logged and returns False, never raises."""
+    if not data_changed and (out_dir / REPORT_FILE).is_file():
+        return True
+    try:
+        write_report(engine, out_dir, progress=log)
+    except Exception as exc:  # even a bug in the report must not turn a published night into a failure
+        log(f"warning: the data-analysis report was not written: {type(exc).__name__}: {exc}")
+        return False
+    return True

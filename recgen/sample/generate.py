@@ -9,10 +9,10 @@ its parameters are documented in docs/synthetic.md; the statistics it reproduces
 Everything is drawn from one `numpy.random.Generator(seed)` in a fixed order, so a seed gives
 byte-identical files. The big matrix is generated and written in user chunks to bound memory at full scale.
 
-This module writes the files; the generator is split by what it draws: `sample_params` (sizes and every
-parameter), `sample_world` (videos and users), `sample_interactions` (the watch-ratio model, big_matrix,
-small_matrix, ground truth), `sample_side_tables` (captions, daily features, social network),
-`sample_csv` (the real files' text format) and `sample_text` (the vocabularies).
+This module writes the files; the generator is split by what it draws: `params` (sizes and every
+parameter), `world` (videos and users), `interactions` (the watch-ratio model, big_matrix, small_matrix,
+ground truth), `side_tables` (captions, daily features, social network), `csv_format` (the real files' text
+format) and `vocabulary` (the vocabularies).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import pandas as pd
 from recgen.constants import (
     BIG_MATRIX,
     CAPTION_CATEGORY,
+    DATA_SUBDIRS,
     GROUND_TRUTH,
     ITEM_CATEGORIES,
     ITEM_DAILY_FEATURES,
@@ -40,7 +41,7 @@ from recgen.sample.params import SCALES
 from recgen.sample.side_tables import captions, daily_features, social_network
 from recgen.sample.world import make_world
 
-DATA_SUBDIR = Path("KuaiRec 2.0") / "data"
+DATA_SUBDIR = Path(DATA_SUBDIRS[0])  # the layout of the real zip
 
 
 def generate_sample(

@@ -1,0 +1,81 @@
+"""The hybrid model's settings, the feature groups an ablation can leave out, and its training target."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from recgen.constants import SEED
+from recgen.models.keras_base import settings_key
+
+
+@dataclass(frozen=True)
+class HybridSettings:
+    dim: int = 16  # latent id factors: fewer per-user parameters ranked better than 32 (light users)
+    hidden: int = 128
+    category_dim: int = 8
+    id_dropout: float = 0.1
+    dropout: float = 0.1
+    l2: float = 1e-6
+    taste_l2: float = 1e-5  # shrinks each user's own taste towards what their features predict
+    learning_rate: float = 2e-3
+    epochs: int = 12
+    list_size: int = 32  # training rows per list (one user each)
+    batch_lists: int = 512  # lists per batch: 16,384 rows (full scale: 8,192 stopped 2 epochs sooner, ranked worse)
+    user_id_scale: float = 4.0  # per-user parameters move this much faster (see _tower); 8 overfits sooner
+    ranking_weight: float = 0.0  # weight of a within-list ListNet loss next to the pointwise Huber loss
+    temperature: float = 0.25  # of the target distribution softmax(target / temperature)
+    validation_share: float = 0.02  # every held-out row is one the model does not learn from: 0.1 ranked worse
+    patience: int = 2
+    min_improvement: float = 0.001  # relative: a smaller fall of the validation loss counts as none
+    ratio_cap: float = 50.0  # targets are transform(min(watch_ratio, cap)); the Huber loss bounds the rest
+    transform: str = "log"  # log(ratio + log_offset); "identity" (the raw ratio) and "log1p" rank worse
+    log_offset: float = 0.05  # keeps zero plays finite: log(0.05) = -3
+    huber_delta: float = 0.5  # errors beyond this (in target units) count linearly
+    expectile: float = 0.7  # weight of under-predicted rows (1 - it: over-predicted); 0.5 symmetric, 0.8 worse
+    taste_bumps: bool = False  # personal weights over the duration bumps too, not only the slope (worse)
+    history: bool = False  # the user's history features (worse: see user_tables)
+    row_weighted: bool = True  # a list's loss is its rows' sum / list_size: each row counts the same (see ListLoss)
+    refit: bool = True  # after fit, each user's own parameters estimated again by empirical Bayes (recgen.refit)
+    residual_rank: int = 16  # then factors of what is left unexplained (recgen.refit.fit_residual_factors); 0: none
+    residual_ridge: float = 5.0  # their ridge penalty: 3 overfits light users, 10 misses latent tastes (README)
+    residual_steps: int = 8  # alternating least-squares sweeps
+    without: tuple[str, ...] = ()  # feature groups left out, for ablations (see ABLATION_GROUPS)
+    seed: int = SEED
+
+    def key(self) -> str:
+        return settings_key("hybrid", self)
+
+
+ABLATION_GROUPS = {
+    "ids": "user and video id embeddings (and each user's own taste deviation)",
+    "taste": "personal weights over duration, tags and categories",
+    "user_profile": "the user_features.csv profile",
+    "duration": "video duration (log and RBF bumps) in the tower and the taste",
+    "tags": "feature tags in the tower and the taste",
+    "categories": "caption categories (three levels) in the tower and the taste",
+    "author": "the author id",
+    "daily": "the seed's 15 daily statistics and the exposure count",
+}
+
+
+TRANSFORMS = ("log", "log1p", "identity")
+
+
+def target(watch_ratio: np.ndarray, settings: HybridSettings) -> np.ndarray:
+    capped = np.minimum(watch_ratio, settings.ratio_cap)
+    if settings.transform == "log":
+        return np.log(capped + settings.log_offset).astype(np.float32)
+    if settings.transform == "log1p":
+        return np.log1p(capped).astype(np.float32)
+    if settings.transform == "identity":
+        return capped.astype(np.float32)
+    raise ValueError(f"transform must be one of {TRANSFORMS}, not {settings.transform!r}")
+
+
+def inverse_target(values: np.ndarray, settings: HybridSettings) -> np.ndarray:
+    """The watch ratio a model output stands for (the inverse of `target` below the cap)."""
+    if settings.transform == "log":
+        return np.exp(values) - settings.log_offset
+    return np.expm1(values) if settings.transform == "log1p" else values

@@ -1,0 +1,33 @@
+"""One job at a time per database: an exclusive lock beside it that the kernel releases on any exit."""
+
+from __future__ import annotations
+
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from recgen.constants import LOCK_FILE
+from recgen.errors import LockedError
+from recgen.store.engine import output_folder
+
+
+def lock_path(db: str | Path) -> Path:
+    """The lock file of the database `db` (a path or URL): beside a SQLite file, else under ./output."""
+    return output_folder(db) / LOCK_FILE
+
+
+@contextmanager
+def job_lock(db: str | Path) -> Iterator[None]:
+    """Hold `db`'s job lock (a kernel flock, released even on kill -9); LockedError if another job holds it."""
+    path = lock_path(db)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LockedError(f"another recgen job is running (lock held on {path})") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
