@@ -1,5 +1,8 @@
-"""Shared fixtures: a tiny generated sample, and a database after one real `recgen run-batch` on it."""
+"""Shared fixtures: a tiny generated sample, a database after one real `recgen run-batch` on it, and where the real
+KuaiRec files are (`real_kuairec_files`)."""
 
+import hashlib
+import os
 import shutil
 import socket
 import sqlite3
@@ -16,17 +19,54 @@ import pytest
 from click.testing import CliRunner
 
 from recgen.cli import cli
+from recgen.constants import CAPTION_CATEGORY, ITEM_CATEGORIES, USER_FEATURES
 from recgen.sample.generate import generate_sample
 
-REAL_KUAIREC = Path(__file__).resolve().parents[2] / "shared" / "kuairec"
+# The three real KuaiRec files (third-party data, CC BY-SA 4.0, never copied into the project) are found through
+# this one setting, else in ../shared/kuairec beside the checkout; the tests that need them request the fixture
+# `real_kuairec_files`, which marks them `real_kuairec` and skips them when the files are absent. Setting the
+# variable says the files must be there: a real-file test that skips is then a failure (CI sets it).
+REAL_FILES_SETTING = "RECGEN_KUAIREC_FILES"
+REAL_FILES_DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "kuairec"
+REAL_FILES_MD5 = {  # kuairec/README.md: the genuine files, whose exact counts the real-file tests assert
+    ITEM_CATEGORIES: "c53dbd1f0bdb4b352763025e86833a37",
+    USER_FEATURES: "33b5d7ae19378fb7c68c2238eed7720c",
+    CAPTION_CATEGORY: "31bc38cdccdf75a71df137779035f8cb",
+}
+
+
+def pytest_collection_modifyitems(items):
+    """A test needs the real files exactly when it requests the fixture: it is marked so (`-m real_kuairec`)."""
+    for item in items:
+        if "real_kuairec_files" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.real_kuairec)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """With RECGEN_KUAIREC_FILES set, a skipped real-file test fails: CI must never lose them silently."""
+    outcome = yield
+    report = outcome.get_result()
+    required = os.environ.get(REAL_FILES_SETTING)
+    if required and report.skipped and not hasattr(report, "wasxfail") and item.get_closest_marker("real_kuairec"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"{REAL_FILES_SETTING}={required} is set, so this real-file test must run: {reason}"
 
 
 @pytest.fixture(scope="session")
-def real_kuairec() -> Path:
-    """The three real KuaiRec files, read where they are (third-party data, never copied)."""
-    if not (REAL_KUAIREC / "kuairec_caption_category.csv").is_file():
-        pytest.skip(f"real KuaiRec files not found in {REAL_KUAIREC}")
-    return REAL_KUAIREC
+def real_kuairec_files() -> Path:
+    """The folder of the three real KuaiRec files, read where they are ($RECGEN_KUAIREC_FILES, else
+    ../shared/kuairec beside the checkout); skips when they are not there, fails if they are other bytes."""
+    setting = os.environ.get(REAL_FILES_SETTING)
+    folder = Path(setting) if setting else REAL_FILES_DEFAULT
+    missing = [name for name in REAL_FILES_MD5 if not (folder / name).is_file()]
+    if missing:
+        pytest.skip(f"real KuaiRec files not in {folder} (set {REAL_FILES_SETTING} to their folder)")
+    for name, md5 in REAL_FILES_MD5.items():
+        if hashlib.md5((folder / name).read_bytes()).hexdigest() != md5:
+            pytest.fail(f"{folder / name} is not the real KuaiRec 2.0 file (md5 differs from {md5})")
+    return folder
 
 
 @pytest.fixture(scope="session")
