@@ -265,7 +265,9 @@ def measure_in_process(db: str, model_name: str) -> dict[str, float]:
 def raw_executemany(sample: Path, out: Path) -> dict[str, float]:
     """Raw sqlite3.executemany of the de-duplicated big_matrix rows, one transaction: plain (from the frame)
     and prebuilt tuples (only the executemany timed); then recgen's insert path and whole load beside them."""
-    from recgen.ingest.readers import drop_exact_duplicates, locate_data, read_interactions
+    from recgen.ingest.dedup import drop_exact_duplicates
+    from recgen.ingest.readers import read_interactions
+    from recgen.ingest.source import locate_data
     from recgen.store.bulk import _python_values
 
     print(f"reference: raw sqlite3 executemany (load average {load_average()})", flush=True)
@@ -386,7 +388,7 @@ def recgen_big_load(sample: Path, out: Path) -> dict[str, float]:
     wall time they take, and the phases overlap where `dedup`'s thread runs beside the checks.
     """
     from recgen.ingest import load as ingest
-    from recgen.ingest import readers
+    from recgen.ingest import source
     from recgen.store import engine as db
 
     target = out / "recgen-load.db"
@@ -419,7 +421,7 @@ def recgen_big_load(sample: Path, out: Path) -> dict[str, float]:
     wrapped = [
         (owner, name, timed(owner, name, phase, mark))
         for owner, name, phase, mark in (
-            (readers.DataSource, "sha256", "hash", None),
+            (source.DataSource, "sha256", "hash", None),
             (ingest, "read_interactions", "parse_validate", None),
             (ingest, "exact_duplicates", "dedup", None),
             (ingest, "keep_rows", "keep", None),
@@ -458,7 +460,7 @@ def notebook_loop(sample: Path) -> dict[str, float]:
     import pandas as pd
 
     from recgen.features import SEED_FEATURES
-    from recgen.ingest.readers import locate_data
+    from recgen.ingest.source import locate_data
 
     print(f"reference: the seed notebook's per-row loop (load average {load_average()})", flush=True)
     with locate_data(sample).open("big_matrix.csv") as stream:

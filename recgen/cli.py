@@ -30,7 +30,15 @@ from recgen.constants import (
     SEED,
     TOP_K,
 )
-from recgen.errors import EXIT_CANT_CREATE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, RecgenError
+from recgen.errors import (
+    EXIT_CANT_CREATE,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    EXIT_USAGE,
+    RecgenError,
+    one_line,
+)
 from recgen.progress import LOG_FORMATS, Reporter
 
 
@@ -113,10 +121,6 @@ def _is_storage_error(exc: Exception) -> bool:
     return isinstance(cause, sqlite3.DatabaseError) and any(text in str(cause).lower() for text in _STORAGE_ERRORS)
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
-
-
 class _Group(click.Group):
     """Exit codes from the documented table: usage errors 64 (click's default is 2), bugs 70."""
 
@@ -134,7 +138,7 @@ class _Group(click.Group):
             sys.exit(exc.exit_code)
         except Exception as exc:
             if _is_storage_error(exc):  # the database file, not recgen, is the problem: one line, 73
-                click.echo(f"Error: cannot use the database: {_one_line(getattr(exc, 'orig', exc))}", err=True)
+                click.echo(f"Error: cannot use the database: {one_line(getattr(exc, 'orig', exc))}", err=True)
                 sys.exit(EXIT_CANT_CREATE)
             traceback.print_exc()
             click.echo("Internal error (a bug in recgen): please report it with the traceback above.", err=True)

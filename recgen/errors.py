@@ -58,3 +58,8 @@ class LockedError(RecgenError):
     """Another recgen job holds the lock."""
 
     exit_code = EXIT_LOCKED
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line, as expected failures are printed."""
+    return " ".join(str(exc).split())

@@ -13,7 +13,7 @@ import time
 import pytest
 from conftest import datasette_server
 
-from recgen.store import fts as publish
+from recgen.store import fts
 from recgen.store.engine import get_engine
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
@@ -41,7 +41,7 @@ def server(published, tmp_path_factory):
     src.close()
     dst.close()
     engine = get_engine(path)
-    publish.refresh(engine)
+    fts.refresh(engine)
     engine.dispose()
     conn = sqlite3.connect(path)
     user = conn.execute("SELECT min(user_id) FROM latest_user_metrics").fetchone()[0]

@@ -19,8 +19,7 @@ from sqlalchemy import insert
 
 from recgen.plugin.queries import CANNED_QUERIES
 from recgen.report.write import write_report
-from recgen.store import fts as publish
-from recgen.store import schema
+from recgen.store import fts, schema
 from recgen.store.engine import get_engine, migrate
 
 BASELINES = ("seed", "item_mean", "popularity", "random")
@@ -395,16 +394,16 @@ def test_datasette_cli_serves_metadata_and_queries(recs_db, tmp_path):
 
 # ---------------------------------------------------------------- on a real run: FTS, queries, pages, report
 
-SEARCH_COLUMNS = publish.FTS_COLUMNS
+SEARCH_COLUMNS = fts.FTS_COLUMNS
 
 
 @pytest.fixture(scope="module")
 def refreshed(published, tmp_path_factory):
-    """A copy of the published database after publish.refresh (FTS, ANALYZE) and write_report beside it."""
+    """A copy of the published database after fts.refresh (FTS, ANALYZE) and write_report beside it."""
     db, _ = published
     path = backup_copy(db, tmp_path_factory.mktemp("refreshed") / "recs.db")
     engine = get_engine(path)
-    publish.refresh(engine)
+    fts.refresh(engine)
     write_report(engine, path.parent / "report")
     engine.dispose()
     return path
@@ -420,22 +419,22 @@ def like_matches(path, word: str) -> set[int]:
 
 
 def test_segmenting_and_query_escaping():
-    assert publish.segment("今天做饭 cooking!") == "今 天 做 饭 cooking!"
-    assert publish.segment(None) is None
-    assert publish.fts_query("做饭 Cooking") == '"做 饭" "Cooking"'
-    assert publish.fts_query('a "b c" OR NEAR(') == '"a" "b c" "OR" "NEAR("'
-    assert publish.fts_query("") == '""'
-    assert publish.escape_fts("美食 vlog") == '"美 食" "vlog"'
+    assert fts.segment("今天做饭 cooking!") == "今 天 做 饭 cooking!"
+    assert fts.segment(None) is None
+    assert fts.fts_query("做饭 Cooking") == '"做 饭" "Cooking"'
+    assert fts.fts_query('a "b c" OR NEAR(') == '"a" "b c" "OR" "NEAR("'
+    assert fts.fts_query("") == '""'
+    assert fts.escape_fts("美食 vlog") == '"美 食" "vlog"'
 
 
 def test_fts_finds_latin_and_chinese_words(refreshed):
     engine = get_engine(refreshed)
-    cooking = set(publish.search_video_ids(engine, "cooking", limit=100_000))
+    cooking = set(fts.search_video_ids(engine, "cooking", limit=100_000))
     assert cooking and cooking <= like_matches(refreshed, "cooking")  # whole words only, any case
-    food = set(publish.search_video_ids(engine, "美食", limit=100_000))
+    food = set(fts.search_video_ids(engine, "美食", limit=100_000))
     assert like_matches(refreshed, "美食") <= food  # every caption or category containing the two characters
-    assert set(publish.search_video_ids(engine, "COOKING", limit=100_000)) == cooking
-    assert publish.search_video_ids(engine, "zzzznotaword") == []
+    assert set(fts.search_video_ids(engine, "COOKING", limit=100_000)) == cooking
+    assert fts.search_video_ids(engine, "zzzznotaword") == []
 
 
 def test_refresh_rebuilds_only_when_the_text_changed(refreshed, tmp_path):
@@ -443,16 +442,16 @@ def test_refresh_rebuilds_only_when_the_text_changed(refreshed, tmp_path):
     engine = get_engine(path)
     version = lambda: sqlite3.connect(path).execute("PRAGMA schema_version").fetchone()[0]  # noqa: E731
     before = version()
-    publish.refresh(engine)  # unchanged videos: the index is kept
+    fts.refresh(engine)  # unchanged videos: the index is kept
     assert version() == before
     with engine.begin() as conn:
         conn.exec_driver_sql(
             "UPDATE videos SET caption = 'xylophonequest' WHERE video_id = (SELECT min(video_id) FROM videos)"
         )
-    publish.refresh(engine)
+    fts.refresh(engine)
     assert version() > before
-    assert len(publish.search_video_ids(engine, "xylophonequest")) == 1
-    publish.refresh(get_engine("sqlite://"))  # not a file: nothing to do
+    assert len(fts.search_video_ids(engine, "xylophonequest")) == 1
+    fts.refresh(get_engine("sqlite://"))  # not a file: nothing to do
 
 
 def test_every_canned_query_returns_rows_and_writes_nothing(refreshed):

@@ -18,7 +18,7 @@ import pytest
 from conftest import run_cli
 
 from recgen.ingest.download import PART_SUFFIX, ZIP_NAME, _content_range
-from recgen.ingest.readers import locate_data
+from recgen.ingest.source import locate_data
 
 DATA_FOLDER = "KuaiRec 2.0/data"
 

@@ -40,8 +40,10 @@ from recgen.constants import (
     USER_FEATURES,
 )
 from recgen.errors import DataError, MissingInputError
-from recgen.ingest.load import data_fingerprint, ingest, locate_data
-from recgen.ingest.readers import drop_exact_duplicates, read_captions, read_users
+from recgen.ingest import locate_data
+from recgen.ingest.dedup import drop_exact_duplicates
+from recgen.ingest.load import data_fingerprint, ingest
+from recgen.ingest.readers import read_captions, read_users
 from recgen.store.engine import get_engine
 from recgen.store.schema import INPUT_TABLES
 

@@ -1,6 +1,6 @@
 """Property tests (hypothesis): the CSV readers on generated KuaiRec bytes, and the metric functions.
 
-Readers: every file shape of `recgen.readers.KINDS` is generated as real CSV bytes (QUOTE_MINIMAL, the
+Readers: every file shape of `recgen.ingest.readers.KINDS` is generated as real CSV bytes (QUOTE_MINIMAL, the
 formats of kuairec/SPEC.md: integers written as `5` or `5.0` in nullable columns, empty fields for NULL,
 list columns as `"[27, 9]"`, topic tags as `[a,b]`, bare `\\r` inside captions) and must come back exactly.
 Structurally broken files (a renamed or missing column, a truncated last row, bytes that are not UTF-8)
@@ -25,6 +25,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from recgen import constants
 from recgen.constants import (
     BIG_MATRIX,
     CAPTION_CATEGORY,
@@ -45,16 +46,17 @@ from recgen.evaluation.metrics import (
     spearman,
     user_metrics,
 )
-from recgen.ingest import readers
-from recgen.ingest.readers import FLOAT, FLOAT_NULL, INT, INT_NULL, KINDS, DataSource
+from recgen.ingest import dedup, readers
+from recgen.ingest.readers import FLOAT, FLOAT_NULL, INT, INT_NULL, KINDS
+from recgen.ingest.source import DataSource
 
 _SLOW_DATA = [HealthCheck.too_slow, HealthCheck.data_too_large]
 READER_SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=_SLOW_DATA)
 BROKEN_FILE_SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=_SLOW_DATA)  # all 7 files
 METRIC_SETTINGS = settings(max_examples=60, deadline=None)
 EXACT_INT = 2**53  # nullable integers are parsed through float64: exact up to here
-UNKNOWN = readers.UNKNOWN
-UNKNOWN_ID = readers.UNKNOWN_CATEGORY_ID
+UNKNOWN = constants.UNKNOWN
+UNKNOWN_ID = constants.UNKNOWN_CATEGORY_ID
 KEYS = {USER_FEATURES: ["user_id"], ITEM_DAILY_FEATURES: ["video_id", "date"]}  # checked unique by the readers
 
 # ---------------------------------------------------------------- CSV bytes
@@ -460,12 +462,12 @@ def test_exact_duplicates_are_pandas_duplicated(frame, collide):
     with the real row keys or with keys that collide for unequal rows (all equal, or by user only)."""
     expected = frame.duplicated().to_numpy()
     if collide is None:
-        kept, dropped = readers.drop_exact_duplicates(frame)
+        kept, dropped = dedup.drop_exact_duplicates(frame)
         assert dropped == expected.sum()
         pd.testing.assert_frame_equal(kept, frame[~expected].reset_index(drop=True))
     else:
         key = np.zeros(len(frame), dtype=np.uint64) if collide == 0 else frame["user_id"].to_numpy().view(np.uint64)
-        assert (readers._repeated_rows(frame, key) == expected).all()
+        assert (dedup._repeated_rows(frame, key) == expected).all()
 
 
 @READER_SETTINGS
@@ -480,8 +482,8 @@ def test_exact_duplicates_of_a_sorted_frame_are_pandas_duplicated(frame, by, sor
     if sort:
         frame = frame.sort_values(list(by), kind="stable", ignore_index=True)
     expected = frame.duplicated().to_numpy()
-    assert (readers.exact_duplicates(frame, by) == expected).all()
-    runs = readers._repeated_in_runs(frame, by)
+    assert (dedup.exact_duplicates(frame, by) == expected).all()
+    runs = dedup._repeated_in_runs(frame, by)
     if frame[list(by)].isna().any(axis=None):
         assert runs is None
     elif sort and len(frame) >= 2:

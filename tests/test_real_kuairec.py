@@ -23,7 +23,8 @@ from handwritten import (
 from sqlalchemy import text
 
 from recgen.constants import CAPTION_CATEGORY, ITEM_CATEGORIES, USER_FEATURES
-from recgen.ingest.load import ingest, locate_data
+from recgen.ingest import locate_data
+from recgen.ingest.load import ingest
 from recgen.ingest.readers import read_captions, read_item_categories, read_users
 from recgen.store.engine import get_engine
 

@@ -3,6 +3,6 @@ tables, reloading only files whose bytes changed, with the bad-input policy of t
 download`, which fetches the real archive."""
 
 from recgen.ingest.load import IngestResult, data_fingerprint, ingest
-from recgen.ingest.readers import DataSource, locate_data
+from recgen.ingest.source import DataSource, locate_data
 
 __all__ = ["DataSource", "IngestResult", "data_fingerprint", "ingest", "locate_data"]

@@ -293,7 +293,7 @@ def _copy(response: http.client.HTTPResponse, out: BinaryIO, offset: int, size: 
 
 def _verify_part(part: Path, size: int, md5: str, reporter: Reporter) -> None:
     """Size, then MD5, then that run-batch finds the KuaiRec CSVs in it. A bad MD5 removes the .part."""
-    from recgen.ingest.readers import locate_data  # imported late: pandas and pyarrow only for this last check
+    from recgen.ingest.source import locate_data  # imported late: pandas and pyarrow only for this last check
 
     actual_size = part.stat().st_size
     if actual_size != size:  # not reached by _fill, kept as the guard before the rename

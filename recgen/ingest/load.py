@@ -32,12 +32,9 @@ from recgen.constants import (
     WORKER_THREADS,
 )
 from recgen.errors import ConfigError, DataError
+from recgen.ingest.dedup import exact_duplicates, keep_rows
 from recgen.ingest.readers import (
     REJECTED_COLUMNS,
-    DataSource,
-    exact_duplicates,
-    keep_rows,
-    locate_data,
     read_captions,
     read_daily,
     read_friendships,
@@ -46,6 +43,7 @@ from recgen.ingest.readers import (
     read_users,
     rejections,
 )
+from recgen.ingest.source import DataSource, locate_data
 from recgen.progress import Reporter, as_reporter
 from recgen.store.bulk import insert_frame, replace_rows
 from recgen.store.cache import INTERACTION_FIELDS, read_interaction_cache, write_interaction_cache

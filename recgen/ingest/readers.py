@@ -7,18 +7,10 @@ expected. Line numbers count the header as line 1, like an editor does.
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import hashlib
 import io
 import json
 import re
-import zipfile
-import zlib
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -28,22 +20,19 @@ import pyarrow.csv as pacsv
 from recgen.constants import (
     BIG_MATRIX,
     CAPTION_CATEGORY,
-    DATA_SUBDIRS,
     ITEM_CATEGORIES,
     ITEM_DAILY_FEATURES,
-    KUAIREC_FILES,
     SMALL_MATRIX,
     SOCIAL_NETWORK,
+    UNKNOWN,
+    UNKNOWN_CATEGORY_ID,
     USER_FEATURES,
 )
-from recgen.errors import DataError, MissingInputError
+from recgen.errors import DataError, one_line
+from recgen.ingest.source import DataSource
 from recgen.store.schema import DAILY_COLUMNS, INTERACTION_COLUMNS, users
 
-HASH_BLOCK_BYTES = 1 << 20
-UNKNOWN = "UNKNOWN"  # KuaiRec's marker for a missing text value
-UNKNOWN_CATEGORY_ID = -124  # ... and for a missing category id
 MAX_EXACT_INT = 2**53  # integers read through float64 are exact up to here; larger ones are refused
-ZIP_SEPARATOR = "::"
 
 # Column kinds. "int" columns must hold an integer on every line and are parsed as int64; "int?" columns are
 # integers that may be empty or written as floats (`20200705.0`, `2.0`), parsed as float64 then cast to a
@@ -93,108 +82,6 @@ _ARROW_TYPES = {INT: pa.int64(), INT_NULL: pa.float64(), FLOAT: pa.float64(), FL
 
 
 # ---------------------------------------------------------------- where the files are
-
-
-@dataclass(frozen=True)
-class DataSource:
-    """The KuaiRec CSVs in a folder, or inside a zip under `folder` (read in place, never extracted)."""
-
-    root: Path  # the folder holding the CSVs, or the zip file
-    folder: str = ""  # member prefix inside the zip ("KuaiRec 2.0/data/"); "" for a folder
-
-    @property
-    def is_zip(self) -> bool:
-        return self.root.is_file()
-
-    def __str__(self) -> str:
-        return f"{self.root}{ZIP_SEPARATOR}{self.folder.rstrip('/')}" if self.is_zip else str(self.root)
-
-    def path_of(self, name: str) -> str:
-        """Where `name` is read from: a path, or `zip path::member`."""
-        return f"{self.root}{ZIP_SEPARATOR}{self.folder}{name}" if self.is_zip else str(self.root / name)
-
-    def names(self) -> set[str]:
-        """The KuaiRec file names present."""
-        if self.is_zip:
-            with zipfile.ZipFile(self.root) as archive:
-                members = set(archive.namelist())
-            return {name for name in KUAIREC_FILES if self.folder + name in members}
-        return {name for name in KUAIREC_FILES if (self.root / name).is_file()}
-
-    def require_all(self) -> None:
-        """Raise MissingInputError naming every KuaiRec file that is not there."""
-        missing = [name for name in KUAIREC_FILES if name not in self.names()]
-        if missing:
-            hint = ""
-            if ITEM_CATEGORIES in missing and self._has("item_feat.csv"):
-                hint = " (this looks like KuaiRec 1.0, which has item_feat.csv; recgen reads KuaiRec 2.0)"
-            raise MissingInputError(f"{', '.join(missing)} not found in {self}{hint}")
-
-    def _has(self, name: str) -> bool:
-        if self.is_zip:
-            with zipfile.ZipFile(self.root) as archive:
-                return self.folder + name in archive.namelist()
-        return (self.root / name).is_file()
-
-    def size(self, name: str) -> int:
-        if self.is_zip:
-            with zipfile.ZipFile(self.root) as archive:
-                return archive.getinfo(self.folder + name).file_size
-        return (self.root / name).stat().st_size
-
-    @contextlib.contextmanager
-    def open(self, name: str) -> Iterator[BinaryIO]:
-        """The file's bytes as a binary stream (a zip member is decompressed as it is read)."""
-        if self.is_zip:
-            try:
-                with zipfile.ZipFile(self.root) as archive, archive.open(self.folder + name) as member:
-                    yield member
-            except (zipfile.BadZipFile, zlib.error, EOFError) as exc:  # raised while the caller reads
-                raise DataError(
-                    f"{self.root}: corrupt zip, {name} cannot be read ({_one_line(exc)}); fetch it again "
-                    "(recgen download)"
-                ) from None
-        else:
-            with open(self.root / name, "rb") as handle:
-                yield handle
-
-    def sha256(self, name: str) -> str:
-        digest = hashlib.sha256()
-        with self.open(name) as stream:
-            while block := stream.read(HASH_BLOCK_BYTES):
-                digest.update(block)
-        return digest.hexdigest()
-
-
-def locate_data(source: Path | str) -> DataSource:
-    """Find the KuaiRec CSVs in `source`: a folder in any layout of SPEC §0 or KuaiRec.zip itself.
-
-    Searches `KuaiRec 2.0/data`, `KuaiRec/data`, `data` and the folder itself, in that order, and takes
-    the first that holds any KuaiRec file; a folder holding only `KuaiRec.zip` is read through the zip.
-    Raises MissingInputError naming what was searched.
-    """
-    root = Path(source).expanduser()
-    if not root.exists():
-        raise MissingInputError(f"data source {root} does not exist")
-    if root.is_file():
-        if not zipfile.is_zipfile(root):
-            raise DataError(f"data source {root} is a file but not a readable zip (corrupt or truncated?)")
-        with zipfile.ZipFile(root) as archive:
-            members = set(archive.namelist())
-        for sub in DATA_SUBDIRS:
-            folder = f"{sub}/" if sub else ""
-            if any(folder + name in members for name in KUAIREC_FILES):
-                return DataSource(root, folder)
-        searched = ", ".join(f"{sub or '.'}/" for sub in DATA_SUBDIRS)
-        raise MissingInputError(f"no KuaiRec CSV in {root} (searched members {searched})")
-    for sub in DATA_SUBDIRS:
-        folder = root / sub
-        if folder.is_dir() and any((folder / name).is_file() for name in KUAIREC_FILES):
-            return DataSource(folder)
-    if (root / "KuaiRec.zip").is_file():
-        return locate_data(root / "KuaiRec.zip")
-    searched = ", ".join(str(root / sub) for sub in DATA_SUBDIRS)
-    raise MissingInputError(f"no KuaiRec CSV found (searched {searched} and {root / 'KuaiRec.zip'})")
 
 
 # ---------------------------------------------------------------- generic typed parsing
@@ -276,13 +163,9 @@ def _diagnose(source: DataSource, name: str, exc: pa.ArrowInvalid) -> DataError:
             if first is None or index < first[0]:
                 first = (index, column, str(text.iloc[index]), what)
     if first is None:
-        return DataError(f"{name}: {_one_line(exc)}")
+        return DataError(f"{name}: {one_line(exc)}")
     index, column, value, what = first
     return DataError(f"{name}: column {column}, line {index + 2}: {value!r} is {what}")
-
-
-def _one_line(exc: Exception) -> str:
-    return " ".join(str(exc).split())
 
 
 def check_unique(frame: pd.DataFrame, columns: list[str], name: str) -> None:
@@ -453,7 +336,7 @@ def _read_as_text(source: DataSource, name: str) -> pd.DataFrame:
 
 
 def _structure_error(exc: pa.ArrowInvalid) -> str:
-    message = re.sub(r"Row #(\d+)", r"line \1", _one_line(exc).removeprefix("CSV parse error: "))
+    message = re.sub(r"Row #(\d+)", r"line \1", one_line(exc).removeprefix("CSV parse error: "))
     if "UTF8" in message or "UTF-8" in message:
         return f"not UTF-8 text ({message}); KuaiRec files are UTF-8"
     if "Expected" in message and "columns" in message:
@@ -464,148 +347,6 @@ def _structure_error(exc: pa.ArrowInvalid) -> str:
 def _to_number(text: pd.Series) -> pd.Series:
     """Text -> float64, NaN where empty or not a number (ids stay exact below 2**53)."""
     return pd.to_numeric(text, errors="coerce").astype("float64")
-
-
-def drop_exact_duplicates(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """Drop rows identical in every column to an earlier row (keeps the first); re-watches differ in time.
-
-    Equality is pandas' `duplicated`: NaN equals NaN, -0.0 equals 0.0. 12.5M rows: ~2 s, where pandas'
-    full-frame `duplicated` takes ~80 s and `hash_pandas_object` plus a hash-table `duplicated` ~4 s.
-    """
-    repeated = exact_duplicates(frame)
-    dropped = int(repeated.sum())
-    if not dropped:
-        return frame, 0
-    return keep_rows(frame, ~repeated), dropped
-
-
-def exact_duplicates(frame: pd.DataFrame, sorted_by: tuple[str, ...] = ()) -> np.ndarray:
-    """Which rows of `frame` are identical in every column to an earlier row (`drop_exact_duplicates`' mask).
-
-    A frame sorted by the columns `sorted_by`, none of them missing (KuaiRec's logs: by user, then time),
-    takes a shorter way: identical rows are neighbours there (`_repeated_in_runs`). Whether it is sorted is
-    checked, never assumed: any other frame takes the general way, which finds the same rows.
-    """
-    repeated = _repeated_in_runs(frame, sorted_by) if sorted_by else None
-    return _repeated_rows(frame, _row_keys(frame, _numeric(frame))) if repeated is None else repeated
-
-
-def _numeric(frame: pd.DataFrame) -> list[str]:
-    return [c for c in frame.columns if frame[c].dtype.kind in "iuf" or str(frame[c].dtype) == "Int64"]
-
-
-def _repeated_in_runs(frame: pd.DataFrame, by: tuple[str, ...]) -> np.ndarray | None:
-    """`exact_duplicates` of a frame sorted by the columns `by`; None when it is not, or one of them is missing.
-
-    Sorted, rows with the same values in `by` form a run of neighbours, and identical rows share a run. A
-    run of two holds a duplicate when its second row equals its first; the rare longer runs are settled
-    together by `_repeated_rows`. big_matrix's 12.5M rows, sorted by (user_id, timestamp): 0.7-0.9 s, against
-    1.3-2.2 s for the general way's keys and sort.
-    """
-    n = len(frame)
-    if n < 2:
-        return None
-    later = np.zeros(n - 1, dtype=bool)  # row i + 1 sorts after row i
-    same = np.ones(n - 1, dtype=bool)  # row i + 1 has the same values in `by` as row i
-    for column in by:
-        values = frame[column]
-        if values.hasnans:
-            return None
-        values = values.to_numpy()
-        later |= same & (values[1:] > values[:-1])
-        same &= values[1:] == values[:-1]
-    if not (later | same).all():
-        return None
-    run = np.concatenate([[0], np.cumsum(~same)])  # each row's run number
-    length = np.bincount(run)[run]
-    repeated = np.zeros(n, dtype=bool)
-    second = np.flatnonzero(same) + 1  # rows that continue a run
-    pairs = second[length[second] == 2]
-    equal = np.ones(len(pairs), dtype=bool)
-    for _, values in frame.items():
-        equal &= _equal(values, pairs, pairs - 1)
-    repeated[pairs[equal]] = True
-    longer = np.flatnonzero(length > 2)
-    if len(longer):
-        repeated[longer] = exact_duplicates(frame.iloc[longer])  # the general way
-    return repeated
-
-
-def keep_rows(frame: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
-    """`frame[keep]` with a fresh RangeIndex, column by column with numpy's boolean filter, and Arrow's for
-    Arrow-backed text (11.5M of 12.5M rows: ~0.5 s; taking the rows by position ~2.4 s, pandas ~3.4 s)."""
-    if keep.all():
-        return frame.reset_index(drop=True)
-    columns = {}
-    for column, values in frame.items():
-        if isinstance(values.dtype, np.dtype):
-            columns[column] = values.to_numpy()[keep]
-        elif isinstance(values.array, pd.arrays.ArrowStringArray):
-            columns[column] = pd.array(pa.array(values.array).filter(pa.array(keep)), dtype=values.dtype)
-        else:
-            columns[column] = values.array[keep]
-    return pd.DataFrame(columns, copy=False)
-
-
-def _repeated_rows(frame: pd.DataFrame, key: np.ndarray) -> np.ndarray:
-    """Which rows of `frame` equal an earlier row in every column, given a per-row uint64 `key` that is equal
-    for equal rows (and may collide for unequal ones).
-
-    One sort groups the rows by key, each group in row order: the key's high bits and the row number packed
-    in one uint64 (a plain sort of 12.5M: 0.15 s; an argsort of the keys 1 s). Each row of a group is then
-    compared, column by column, with the group's first row (~1M rows for 12.5M, 7.7% of them duplicates).
-    Only groups where that finds a difference (the key's bits collide for unequal rows) are settled by
-    pandas' `duplicated` over their rows.
-    """
-    n = len(key)
-    row_bits = np.uint64((1 << max(n - 1, 1).bit_length()) - 1)
-    packed = np.sort(key & ~row_bits | np.arange(n, dtype=np.uint64))
-    rows = (packed & row_bits).astype(np.intp)
-    starts_group = np.ones(n, dtype=bool)
-    starts_group[1:] = (packed[1:] ^ packed[:-1]) > row_bits  # the key bits differ
-    del packed
-    group = np.cumsum(starts_group) - 1
-    first = rows[starts_group]  # each group's earliest row
-    later = ~starts_group
-    rows, group = rows[later], group[later]
-    same = np.ones(len(rows), dtype=bool)
-    for _, values in frame.items():
-        same &= _equal(values, rows, first[group])
-    repeated = np.zeros(n, dtype=bool)
-    repeated[rows[same]] = True
-    if not same.all():
-        unsettled = np.isin(group, group[~same])
-        members = np.union1d(rows[unsettled], first[group[unsettled]])
-        repeated[members] = frame.iloc[members].duplicated().to_numpy()
-    return repeated
-
-
-def _equal(values: pd.Series, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """Whether `values` at positions `left` equal those at `right`, missing equal to missing."""
-    a, b = values.take(left).reset_index(drop=True), values.take(right).reset_index(drop=True)
-    return ((a == b).fillna(False) | (a.isna() & b.isna())).to_numpy(dtype=bool)
-
-
-def _row_keys(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
-    """A uint64 per row, equal for rows equal in `columns` (polynomial in the values' bits, mod 2**64).
-
-    Equal values must give equal bits: floats are canonicalised (-0.0 -> 0.0, one NaN), missing integers
-    become NaN floats. Unequal rows may collide; the caller compares candidates exactly.
-    """
-    key = np.zeros(len(frame), dtype=np.uint64)
-    multiplier = np.uint64(0x9E3779B97F4A7C15)  # odd, so multiplying never loses information mod 2**64
-    with np.errstate(over="ignore"):
-        for column in columns:
-            values = frame[column]
-            if isinstance(values.dtype, np.dtype) and values.dtype.kind in "iu":
-                bits = values.to_numpy().astype(np.int64, copy=False).view(np.uint64)
-            else:
-                floats = values.to_numpy(dtype=np.float64, na_value=np.nan) + 0.0  # -0.0 + 0.0 is 0.0
-                floats[np.isnan(floats)] = np.nan
-                bits = floats.view(np.uint64)
-            key *= multiplier
-            key += bits
-    return key
 
 
 def read_users(source: DataSource) -> pd.DataFrame:
@@ -653,13 +394,13 @@ def read_captions(source: DataSource) -> pd.DataFrame:
         with source.open(name) as stream:
             content = stream.read().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise DataError(f"{name}: not UTF-8 text ({_one_line(exc)})") from None
+        raise DataError(f"{name}: not UTF-8 text ({one_line(exc)})") from None
     lines = csv.reader(io.StringIO(content.replace("\r", ""), newline=""), strict=True)
     try:
         header = [column.strip() for column in next(lines)]
         rows = [row for row in lines if row]  # blank lines are skipped, as pandas does
     except csv.Error as exc:
-        raise DataError(f"{name}: line {lines.line_num}: {_one_line(exc)}") from None
+        raise DataError(f"{name}: line {lines.line_num}: {one_line(exc)}") from None
     widths = np.array([len(row) for row in rows], dtype=np.int64)
     if (widths != len(header)).any():
         index = int(np.argmax(widths != len(header)))

@@ -14,19 +14,29 @@ from pathlib import Path
 
 import numpy as np
 
-from recgen.constants import BASELINES, RUN_MODEL
+from recgen.constants import BASELINES, RUN_MODEL, TOP_K
 from recgen.plugin.queries import (
     CATEGORY_MIX,
     CATEGORY_MIX_PROFILED,
+    HAS_DATA_PROFILE,
+    LATEST_HEADLINE_PER_USER,
+    LATEST_RUN_MODEL_METRICS,
+    LATEST_RUN_ROW,
+    LATEST_SLOTS_PER_VIDEO,
     MODEL_VS_BASELINES,
     POPULARITY_BIAS,
+    PUBLISHED_RUN_METRICS,
+    USER_EVAL_SUMMARY,
+    USER_LATEST_METRICS,
+    USER_PROFILE,
+    USER_RECENT_VIEWS,
     USER_RECOMMENDATIONS,
+    USER_VIEWS_BY_CATEGORY,
     WORST_SERVED_USERS,
 )
 from recgen.report import charts
 from recgen.report.categories import english_category
-from recgen.store import fts as publish
-from recgen.store.schema import LATEST_RUN
+from recgen.store import fts
 
 HEADLINE = ("ndcg", "hit_ratio")  # per-user metrics charted on the dashboard
 CONCENTRATION = ("coverage", "popularity_percentile", "gini")
@@ -37,7 +47,7 @@ RECENT_VIEWS = 20
 def _connect(path: str) -> sqlite3.Connection:
     conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
     conn.row_factory = sqlite3.Row
-    publish.register_functions(conn)
+    fts.register_functions(conn)
     return conn
 
 
@@ -46,7 +56,7 @@ def _rows(conn: sqlite3.Connection, sql: str, params=()) -> list[dict]:
 
 
 def _latest_run(conn: sqlite3.Connection) -> dict | None:
-    row = conn.execute(f"SELECT * FROM runs WHERE id = {LATEST_RUN}").fetchone()
+    row = conn.execute(LATEST_RUN_ROW).fetchone()
     return dict(row) if row else None
 
 
@@ -59,16 +69,12 @@ def dashboard(path: str, signature: tuple) -> dict:
         run = _latest_run(conn)
         if run is None:
             return {"run": None}
-        k = run["k"] or 50
+        k = run["k"] or TOP_K
         metrics = _rows(conn, MODEL_VS_BASELINES, {"run_id": ""})
-        history = _rows(
-            conn,
-            "SELECT r.id AS run_id, m.model_name, m.metric, m.value FROM runs AS r "
-            "JOIN run_metrics AS m ON m.run_id = r.id WHERE r.status = 'published' ORDER BY r.id",
-        )
-        per_user = _rows(conn, "SELECT ndcg, hit_ratio FROM latest_user_metrics")
-        slots = [r["n"] for r in _rows(conn, "SELECT count(*) AS n FROM latest_recommendations GROUP BY video_id")]
-        profiled = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'data_profile'").fetchone()
+        history = _rows(conn, PUBLISHED_RUN_METRICS)
+        per_user = _rows(conn, LATEST_HEADLINE_PER_USER)
+        slots = [r["n"] for r in _rows(conn, LATEST_SLOTS_PER_VIDEO)]
+        profiled = conn.execute(HAS_DATA_PROFILE).fetchone()
         mix = _rows(conn, CATEGORY_MIX_PROFILED if profiled else CATEGORY_MIX, {"user_id": ""})
         worst = _rows(conn, WORST_SERVED_USERS, {"metric": "", "limit": "10"})
         bias = _rows(conn, POPULARITY_BIAS, {"run_id": ""})
@@ -138,30 +144,16 @@ def user(path: str, signature: tuple, user_id: int) -> dict | None:
     del signature
     conn = _connect(path)
     try:
-        profile = conn.execute("SELECT * FROM users WHERE user_id = ?", (user_id,)).fetchone()
-        by_category = _rows(
-            conn,
-            "SELECT v.first_level_category_name AS category, count(*) AS views, avg(t.watch_ratio) AS mean_wr "
-            "FROM train_interactions AS t LEFT JOIN videos AS v ON v.video_id = t.video_id "
-            "WHERE t.user_id = ? GROUP BY 1 ORDER BY views DESC",
-            (user_id,),
-        )
+        profile = conn.execute(USER_PROFILE, (user_id,)).fetchone()
+        by_category = _rows(conn, USER_VIEWS_BY_CATEGORY, (user_id,))
         if profile is None and not by_category:
             return None
         run = _latest_run(conn)
         recommendations = _rows(conn, USER_RECOMMENDATIONS, {"user_id": str(user_id)})
-        recent = _rows(
-            conn,
-            "SELECT t.video_id, t.time, t.watch_ratio, v.caption, v.first_level_category_name AS category "
-            "FROM train_interactions AS t LEFT JOIN videos AS v ON v.video_id = t.video_id "
-            "WHERE t.user_id = ? ORDER BY t.timestamp DESC, t.video_id LIMIT ?",
-            (user_id, RECENT_VIEWS),
-        )
-        metrics = conn.execute("SELECT * FROM latest_user_metrics WHERE user_id = ?", (user_id,)).fetchone()
-        run_means = _rows(conn, "SELECT metric, value FROM latest_run_metrics WHERE model_name = ?", (RUN_MODEL,))
-        eval_row = conn.execute(
-            "SELECT count(*) AS n, avg(watch_ratio) AS mean_wr FROM eval_interactions WHERE user_id = ?", (user_id,)
-        ).fetchone()
+        recent = _rows(conn, USER_RECENT_VIEWS, (user_id, RECENT_VIEWS))
+        metrics = conn.execute(USER_LATEST_METRICS, (user_id,)).fetchone()
+        run_means = _rows(conn, LATEST_RUN_MODEL_METRICS, (RUN_MODEL,))
+        eval_row = conn.execute(USER_EVAL_SUMMARY, (user_id,)).fetchone()
     finally:
         conn.close()
 
@@ -188,7 +180,7 @@ def user(path: str, signature: tuple, user_id: int) -> dict | None:
             percent=True,
             width=6.5,
         )
-    k = (run or {}).get("k") or 50
+    k = (run or {}).get("k") or TOP_K
     means = {r["metric"]: r["value"] for r in run_means}
     metric_rows = []
     if metrics is not None:

@@ -1,17 +1,20 @@
-"""Canned queries that the Datasette plugin offers on a recgen database: every one a plain SELECT.
+"""Every SQL text the Datasette plugin runs: the canned queries it offers on a recgen database (each a plain
+SELECT) and the queries of its own pages and probes.
 
 Datasette 0.65 has no default values for canned-query parameters (a missing one arrives as ''), so the
 defaults live in the SQL: `coalesce(nullif(:param, ''), default)`. "The latest published run" is the one
-expression of `recgen.schema.LATEST_RUN`, the same one the `latest_*` views use.
+expression of `recgen.store.schema.LATEST_RUN`, the same one the `latest_*` views use.
 """
 
 from recgen.constants import (
     BASELINES,
     RELEVANT_WATCH_RATIO,
     RUN_MODEL,
+    RUN_STATUSES,
     SOURCE_CONTENT,
     SOURCE_MODEL,
     SOURCE_POPULARITY,
+    STATUS_PUBLISHED,
     TOP_K,
 )
 from recgen.report.categories import (
@@ -20,10 +23,10 @@ from recgen.report.categories import (
     FIRST_LEVEL_ENGLISH,
     NO_CATEGORY,
 )
+from recgen.store.fts import FTS_TABLE
+from recgen.store.fts import QUERY_FUNCTION as FTS_QUERY_FUNCTION
 from recgen.store.schema import LATEST_RUN
 
-FTS_TABLE = "videos_fts"  # recgen.publish.FTS_TABLE (not imported: this module stays free of sqlite-utils)
-FTS_QUERY_FUNCTION = "recgen_fts_query"  # recgen.publish.QUERY_FUNCTION, registered by the plugin
 REJECTED_ROWS = "rejected_rows"
 # Knuth's multiplicative hash modulo a prime: a fixed, platform-independent pseudo-random order of videos.
 HASH_MULTIPLIER = 2654435761
@@ -543,6 +546,32 @@ LEFT JOIN first_users AS f ON f.video_id = m.video_id
 ORDER BY n_users DESC, m.relevance, m.video_id
 LIMIT coalesce(CAST(nullif(:limit, '') AS INTEGER), 100)"""
 
+# ---------------------------------------------------------------- the SQL of the plugin's own pages and probes
+
+TABLE_NAMES = "SELECT name FROM sqlite_master WHERE type IN ('table', 'view')"
+HAS_DATA_PROFILE = "SELECT 1 FROM sqlite_master WHERE name = 'data_profile'"
+LATEST_RUN_ROW = f"SELECT * FROM runs WHERE id = {LATEST_RUN}"
+PUBLISHED_RUN_METRICS = (
+    "SELECT r.id AS run_id, m.model_name, m.metric, m.value FROM runs AS r "
+    f"JOIN run_metrics AS m ON m.run_id = r.id WHERE r.status = '{STATUS_PUBLISHED}' ORDER BY r.id"
+)
+LATEST_HEADLINE_PER_USER = "SELECT ndcg, hit_ratio FROM latest_user_metrics"
+LATEST_SLOTS_PER_VIDEO = "SELECT count(*) AS n FROM latest_recommendations GROUP BY video_id"
+LATEST_RUN_MODEL_METRICS = "SELECT metric, value FROM latest_run_metrics WHERE model_name = ?"
+USER_PROFILE = "SELECT * FROM users WHERE user_id = ?"
+USER_VIEWS_BY_CATEGORY = (
+    "SELECT v.first_level_category_name AS category, count(*) AS views, avg(t.watch_ratio) AS mean_wr "
+    "FROM train_interactions AS t LEFT JOIN videos AS v ON v.video_id = t.video_id "
+    "WHERE t.user_id = ? GROUP BY 1 ORDER BY views DESC"
+)
+USER_RECENT_VIEWS = (
+    "SELECT t.video_id, t.time, t.watch_ratio, v.caption, v.first_level_category_name AS category "
+    "FROM train_interactions AS t LEFT JOIN videos AS v ON v.video_id = t.video_id "
+    "WHERE t.user_id = ? ORDER BY t.timestamp DESC, t.video_id LIMIT ?"
+)
+USER_LATEST_METRICS = "SELECT * FROM latest_user_metrics WHERE user_id = ?"
+USER_EVAL_SUMMARY = "SELECT count(*) AS n, avg(watch_ratio) AS mean_wr FROM eval_interactions WHERE user_id = ?"
+
 # Canned queries with a faster SQL when a table exists: name -> (table, SQL).
 VARIANTS = {"category_mix": ("data_profile", CATEGORY_MIX_PROFILED)}
 
@@ -578,7 +607,7 @@ CANNED_QUERIES = {
         "description": (
             "Every run-batch invocation, newest first: status, whether the model was trained or reloaded, "
             "wall time and seconds per stage, counts, and the model's headline metrics at the run's k "
-            "(ndcg@k, hit_ratio@k from run_metrics). status filters (running, succeeded, failed, published); "
+            f"(ndcg@k, hit_ratio@k from run_metrics). status filters ({', '.join(RUN_STATUSES)}); "
             "empty shows all."
         ),
         "sql": RUN_HISTORY,

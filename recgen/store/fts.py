@@ -17,9 +17,14 @@ milliseconds, the rebuild well under a second.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-import sqlite_utils
 from sqlalchemy import Engine
+
+from recgen.store.engine import sqlite_file
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 FTS_TABLE = "videos_fts"
 FTS_SOURCE = "videos"
@@ -76,17 +81,15 @@ def register_functions(conn) -> None:
     conn.create_function("escape_fts", 1, escape_fts, deterministic=True)
 
 
-def is_sqlite(engine: Engine) -> bool:
-    return engine.url.get_backend_name() == "sqlite" and engine.url.database not in (None, "", ":memory:")
-
-
 def refresh(engine: Engine) -> None:
     """Bring `videos_fts` up to date with `videos` (rebuilt only if the text changed), then `PRAGMA optimize`.
 
     A no-op for databases other than SQLite files, and for a database without a `videos` table yet.
     """
-    if not is_sqlite(engine):
+    if sqlite_file(engine) is None:
         return
+    import sqlite_utils  # SQLite's publishing extras only: the plugin's use of this module needs none of it
+
     with engine.connect() as connection:
         raw = connection.connection.dbapi_connection
         db = sqlite_utils.Database(raw)

@@ -18,6 +18,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from recgen.constants import RUN_STATUSES, STATUS_PUBLISHED
+
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -279,7 +281,7 @@ runs = Table(
     _col("id", Integer, "Run id", primary_key=True),
     _col("started_at", String, "Start (UTC, ISO 8601)", nullable=False),
     _col("finished_at", String, "End (UTC, ISO 8601); NULL while running"),
-    _col("status", String, "running, failed or published", nullable=False),
+    _col("status", String, " or ".join([", ".join(RUN_STATUSES[:-1]), RUN_STATUSES[-1]]), nullable=False),
     _col("exit_code", Integer, "Process exit code (0 success; see the README's table)"),
     _col("data_source", Text, "Where the data came from (a path, or synthetic sample path)"),
     _col("synthetic", Boolean, "1 if the data is recgen's synthetic sample, not real KuaiRec"),
@@ -379,11 +381,9 @@ rejected_rows = Table(
     ),
 )
 
-OUTPUT_TABLES = ("runs", "models", "recommendations", "user_metrics", "run_metrics")
-
 # ---------------------------------------------------------------- views over the latest published run
 
-LATEST_RUN = "(SELECT max(id) FROM runs WHERE status = 'published')"
+LATEST_RUN = f"(SELECT max(id) FROM runs WHERE status = '{STATUS_PUBLISHED}')"
 
 VIEWS = {
     "latest_recommendations": f"SELECT * FROM recommendations WHERE run_id = {LATEST_RUN}",
