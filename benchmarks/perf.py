@@ -265,13 +265,14 @@ def measure_in_process(db: str, model_name: str) -> dict[str, float]:
 def raw_executemany(sample: Path, out: Path) -> dict[str, float]:
     """Raw sqlite3.executemany of the de-duplicated big_matrix rows, one transaction: plain (from the frame)
     and prebuilt tuples (only the executemany timed); then recgen's insert path and whole load beside them."""
-    from recgen.ingest.dedup import drop_exact_duplicates
+    from recgen.ingest.dedup import exact_duplicates, keep_rows
     from recgen.ingest.readers import read_interactions
     from recgen.ingest.source import locate_data
     from recgen.store.bulk import _python_values
 
     print(f"reference: raw sqlite3 executemany (load average {load_average()})", flush=True)
-    frame, _ = drop_exact_duplicates(read_interactions(locate_data(sample), "big_matrix.csv")[0].reset_index(drop=True))
+    frame = read_interactions(locate_data(sample), "big_matrix.csv")[0].reset_index(drop=True)
+    frame = keep_rows(frame, ~exact_duplicates(frame))
     columns = list(frame.columns)
     target = out / "raw-executemany.db"
     sql = f"INSERT INTO t VALUES ({', '.join('?' * len(columns))})"

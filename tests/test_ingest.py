@@ -41,7 +41,8 @@ from recgen.constants import (
 )
 from recgen.errors import DataError, MissingInputError
 from recgen.ingest import locate_data
-from recgen.ingest.dedup import drop_exact_duplicates
+from recgen.ingest.dedup import exact_duplicates as duplicate_rows
+from recgen.ingest.dedup import keep_rows
 from recgen.ingest.load import data_fingerprint, ingest
 from recgen.ingest.readers import read_captions, read_users
 from recgen.store.engine import get_engine
@@ -510,13 +511,13 @@ def test_locate_data_names_what_it_searched(tmp_path):
         locate_data(tmp_path / "nowhere")
 
 
-def test_drop_exact_duplicates_keeps_rewatches_and_first_occurrences():
+def test_exact_duplicates_keep_rewatches_and_first_occurrences():
     frame = pd.DataFrame(
         {"user_id": [1, 1, 1, 1], "video_id": [5, 5, 5, 5], "time": ["a", "b", "a", "a"], "watch_ratio": [0.5] * 4}
     )
-    kept, dropped = drop_exact_duplicates(frame)
-    assert dropped == 2
-    assert kept["time"].tolist() == ["a", "b"]
+    repeated = duplicate_rows(frame)
+    assert repeated.tolist() == [False, False, True, True]
+    assert keep_rows(frame, ~repeated)["time"].tolist() == ["a", "b"]
 
 
 def test_generated_sample_ingests_with_matching_counts(tmp_path, tiny_sample):

@@ -462,9 +462,9 @@ def test_exact_duplicates_are_pandas_duplicated(frame, collide):
     with the real row keys or with keys that collide for unequal rows (all equal, or by user only)."""
     expected = frame.duplicated().to_numpy()
     if collide is None:
-        kept, dropped = dedup.drop_exact_duplicates(frame)
-        assert dropped == expected.sum()
-        pd.testing.assert_frame_equal(kept, frame[~expected].reset_index(drop=True))
+        repeated = dedup.exact_duplicates(frame)
+        assert (repeated == expected).all()
+        pd.testing.assert_frame_equal(dedup.keep_rows(frame, ~repeated), frame[~expected].reset_index(drop=True))
     else:
         key = np.zeros(len(frame), dtype=np.uint64) if collide == 0 else frame["user_id"].to_numpy().view(np.uint64)
         assert (dedup._repeated_rows(frame, key) == expected).all()

@@ -7,19 +7,6 @@ import pandas as pd
 import pyarrow as pa
 
 
-def drop_exact_duplicates(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """Drop rows identical in every column to an earlier row (keeps the first); re-watches differ in time.
-
-    Equality is pandas' `duplicated`: NaN equals NaN, -0.0 equals 0.0. 12.5M rows: ~2 s, where pandas'
-    full-frame `duplicated` takes ~80 s and `hash_pandas_object` plus a hash-table `duplicated` ~4 s.
-    """
-    repeated = exact_duplicates(frame)
-    dropped = int(repeated.sum())
-    if not dropped:
-        return frame, 0
-    return keep_rows(frame, ~repeated), dropped
-
-
 def exact_duplicates(frame: pd.DataFrame, sorted_by: tuple[str, ...] = ()) -> np.ndarray:
     """Which rows of `frame` are identical in every column to an earlier row (`drop_exact_duplicates`' mask).
 

@@ -61,7 +61,6 @@ class Download:
     md5: str
     already_there: bool = False  # found verified; nothing was downloaded
     source: str | None = None  # the URL that completed the .part (None if the .part was already complete)
-    resumed_from: int = 0  # bytes already in the .part when this download started
 
     def run_batch_command(self) -> str:
         """The command that runs the nightly job on this archive, ready to paste."""
@@ -134,7 +133,7 @@ def download_kuairec(
         os.replace(part, target)
         _sync_folder(dest)
     reporter.log(f"verified and saved {target}")
-    return Download(target, size, md5, source=source, resumed_from=start)
+    return Download(target, size, md5, source=source)
 
 
 def _already_there(target: Path, size: int, md5: str, reporter: Reporter) -> Download:

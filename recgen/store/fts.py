@@ -134,14 +134,3 @@ def _rebuild(db: sqlite_utils.Database, rows: list[tuple]) -> None:
         conn.rollback()
         raise
     conn.commit()
-
-
-def search_video_ids(engine: Engine, query: str, limit: int = 100) -> list[int]:
-    """Video ids matching `query`, best first (bm25): the Python side of the same search."""
-    with engine.connect() as connection:
-        raw = connection.connection.dbapi_connection
-        rows = raw.execute(
-            f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH ? ORDER BY rank, rowid LIMIT ?",
-            (fts_query(query), limit),
-        ).fetchall()
-    return [row[0] for row in rows]
