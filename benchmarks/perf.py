@@ -81,7 +81,7 @@ TARGETS = {  # full scale
 # The same 0.7 against the executemany of prebuilt tuples (its inner loop alone): printed, not a target.
 STRICT = {"ingest_ratio_prebuilt": 0.7, "load_ratio_prebuilt": 0.7, "insert_ratio_prebuilt": 0.7}
 NOTEBOOK_SAMPLE_ROWS = 100_000
-NOTEBOOK_DOCUMENTED_ROWS = 12_530_806  # big_matrix rows; DESIGN.md: "43 minutes per epoch"
+NOTEBOOK_DOCUMENTED_ROWS = 12_530_806  # big_matrix rows; the seed notebook documents 43 minutes per epoch
 NOTEBOOK_DOCUMENTED_EPOCH_SECONDS = 43 * 60
 
 

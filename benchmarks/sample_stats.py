@@ -1,4 +1,4 @@
-"""Generate a synthetic KuaiRec sample and print each SPEC.md §11 statistic next to its target.
+"""Generate a synthetic KuaiRec sample and print each of the real dataset's statistics next to its target.
 
 Run by hand (not part of the test suite):
 

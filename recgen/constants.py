@@ -12,7 +12,7 @@ NDCG_GAIN_CAP = 5.0  # Graded gain min(watch_ratio, 5) so a handful of loops can
 ITEM_MEAN_SHRINKAGE = 20.0  # Pseudo-count pulling a video's mean watch ratio towards the global mean.
 
 # Scoring and bulk writes.
-SCORE_BLOCK_USERS = 256  # Users scored per block: 256 x 10,728 float32 scores is ~11 MB.
+SCORE_BLOCK_USERS = 256  # Users scored per block: a block of float32 scores stays a few MB per 10k videos.
 INSERT_CHUNK_ROWS = 200_000
 # Input tables of at least this many rows are bulk-loaded through a staging file beside a SQLite database
 # (`db.replace_rows`); below it, creating the file costs more than `executemany` of the rows.

@@ -108,7 +108,7 @@ def load_interactions(engine: Engine, catalog: Catalog, table: str = "train_inte
 
 
 def _read_columns(engine: Engine, table: str, columns: tuple[str, ...]) -> dict[str, np.ndarray]:
-    # A raw DB-API cursor into numpy is ~3x faster than read_sql for millions of rows of plain numbers;
+    # A raw DB-API cursor into numpy is faster than read_sql for millions of rows of plain numbers;
     # rowid order is the table order (the order the rows were loaded in).
     with engine.connect() as conn:
         cursor = conn.connection.dbapi_connection.cursor()
@@ -147,8 +147,8 @@ def seed_video_features(engine: Engine, catalog: Catalog) -> tuple[np.ndarray, t
 
 def seen_matrix_indptr(interactions: Interactions, n_users: int) -> tuple[np.ndarray, np.ndarray]:
     """CSR of the videos each user has in the training log: (indptr, sorted unique video indexes)."""
-    # A sort and a neighbour comparison rather than np.unique: numpy 2.4's hash-based unique takes ~16 s on
-    # these 11.5M packed keys (their low bits collide), the sort 0.2 s.
+    # A sort and a neighbour comparison rather than np.unique, whose hash-based implementation is slow on
+    # these packed keys (their low bits collide).
     key = np.sort(interactions.users.astype(np.int64) << 32 | interactions.videos.astype(np.int64))
     if key.size:
         key = key[np.r_[True, key[1:] != key[:-1]]]

@@ -1,11 +1,11 @@
-"""A tiny KuaiRec dataset written by hand in the exact real text format (kuairec/SPEC.md), with its quirks.
+"""A tiny KuaiRec dataset written by hand in the exact real text format, with its quirks.
 
 All seven files: the real KuaiRec files are third-party data and stay out of the project, so the tests
 that need a whole dataset load these bytes. Every value is invented; only the layout is KuaiRec's. The
 expected counts (`expected_rows`) are derived here from the text with the standard library, never from
 recgen's readers.
 
-Quirks reproduced (SPEC section): exact duplicate rows and re-watches in big_matrix (§1.3), the same event
+Quirks reproduced: exact duplicate rows and re-watches in big_matrix (§1.3), the same event
 filed under two dates (§1.3), trimmed millisecond fractions (§1.2), small_matrix rows without time and
 `20200705.0` dates (§2.1), quoted lists `"[27, 9]"` (§5.2, §4.2), empty fields for NaN in user_features with
 integers written without `.0` (§6.2), `UNKNOWN` activity degree, cover text and category names, `-124`
@@ -32,7 +32,7 @@ from recgen.constants import (
     USER_FEATURES,
 )
 
-# The headers as SPEC.md states them (§1.1, §4.1, §5.2, §6.2, §7.1, §8.2).
+# The headers of the real KuaiRec 2.0 files.
 INTERACTION_HEADER = "user_id,video_id,play_duration,video_duration,time,date,timestamp,watch_ratio"
 SOCIAL_HEADER = "user_id,friend_list"
 ITEM_CATEGORIES_HEADER = "video_id,feat"
@@ -196,7 +196,7 @@ def write_dataset(folder: Path, catalogue_from: Path | None = None) -> Path:
 
 
 def rows(content: str) -> list[dict[str, str]]:
-    """The data rows of a file's text by the stdlib csv module, the bare \\r removed first (SPEC §8.3's fix)."""
+    """The data rows of a file's text by the stdlib csv module, the bare \\r removed first (the caption fix)."""
     return list(csv.DictReader(io.StringIO(content.replace("\r", ""), newline="")))
 
 

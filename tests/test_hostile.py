@@ -8,7 +8,7 @@
     SQL; then `ingest`, `evaluate` and `report --out` with such paths, and Datasette on the result.
 (c) A static check of recgen/*.py: every SQL text passed to execute()/text()/read_sql()... is traced back
     (through variables, f-strings, `%`, `.format`, joins, function parameters at every call site and return
-    values) to constants, names of recgen.schema / recgen.constants, or a short list of reviewed exceptions;
+    values) to constants, names of recgen.store.schema / recgen.constants, or a short list of reviewed exceptions;
     a request value, a path or any other outside value reaching SQL text fails the test.
 """
 

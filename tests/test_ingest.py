@@ -126,7 +126,7 @@ def test_captions_with_a_bare_carriage_return_keep_one_row_per_video(tmp_path):
 def test_generated_captions_read_row_for_row_without_the_carriage_returns(tiny_sample):
     data = locate_data(tiny_sample)
     raw = (data.root / CAPTION_CATEGORY).read_bytes()
-    # SPEC §8.3's fix for plain pandas, as the reference: only \n ends a line.
+    # The known fix for plain pandas, as the reference: only \n ends a line.
     reference = pd.read_csv(io.BytesIO(raw), lineterminator="\n", dtype=str, keep_default_na=False)
     assert len(pd.read_csv(io.BytesIO(raw))) > len(reference)  # the generator reproduces the trap
     assert reference["caption"].str.contains("\r", regex=False).sum() == raw.count(b"\r") > 0
@@ -252,7 +252,7 @@ def test_zip_with_the_official_prefix_loads_identically(loaded, tmp_path):
 
 
 def test_crlf_files_with_a_bom_load_identically(loaded, tmp_path):
-    """SPEC §0.4 infers LF endings for the zip members; a CRLF or BOM copy must load the same rows."""
+    """The zip members have LF endings; a CRLF or BOM copy must load the same rows."""
     engine, dataset, _ = loaded
     windows = tmp_path / "windows"
     windows.mkdir()

@@ -1,7 +1,7 @@
 """Property tests (hypothesis): the CSV readers on generated KuaiRec bytes, and the metric functions.
 
 Readers: every file shape of `recgen.ingest.readers.KINDS` is generated as real CSV bytes (QUOTE_MINIMAL, the
-formats of kuairec/SPEC.md: integers written as `5` or `5.0` in nullable columns, empty fields for NULL,
+formats of the real KuaiRec files: integers written as `5` or `5.0` in nullable columns, empty fields for NULL,
 list columns as `"[27, 9]"`, topic tags as `[a,b]`, bare `\\r` inside captions) and must come back exactly.
 Structurally broken files (a renamed or missing column, a truncated last row, bytes that are not UTF-8)
 raise `DataError` with one line naming the file, never another exception. A bad value (not a number, a
@@ -103,7 +103,7 @@ _TEXT_CHARS = st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")) | st
 TEXT_VALUES = st.text(_TEXT_CHARS, min_size=1, max_size=10) | st.sampled_from(
     ["NA", "null", "NaN", "nan", "None", "N/A", "-", "0", "2.5", " lead", "trail ", UNKNOWN, "[27, 9]"]
 )
-CAPTION_VALUES = st.text(_TEXT_CHARS | st.just("\r"), min_size=1, max_size=12)  # the \r quirk of SPEC §8.3
+CAPTION_VALUES = st.text(_TEXT_CHARS | st.just("\r"), min_size=1, max_size=12)  # the caption file's \r quirk
 _TAG_CHARS = st.characters(codec="utf-8", exclude_categories=("Cs", "Cc"), exclude_characters=',[]"')
 TAG_VALUES = st.text(_TAG_CHARS, min_size=1, max_size=6)
 ID_VALUES = st.integers(-(2**63), 2**63 - 1)
@@ -136,7 +136,7 @@ def encoded(draw, kind: str, column: str = "", interaction: bool = False):
             value = draw(st.integers(19700101, 20991231))
         else:
             value = draw(NULLABLE_INT_VALUES)
-        return value, draw(st.sampled_from([str(value), f"{value}.0"]))  # SPEC §2.1: `20200705` or `20200705.0`
+        return value, draw(st.sampled_from([str(value), f"{value}.0"]))  # `20200705` or `20200705.0`
     if kind in (FLOAT, FLOAT_NULL):
         value = draw(FLOAT_VALUES)
         return value, repr(value)

@@ -28,7 +28,7 @@ from recgen.ingest.load import ingest
 from recgen.ingest.readers import read_captions, read_item_categories, read_users
 from recgen.store.engine import get_engine
 
-FEAT_WITH_NAN = [f"onehot_feat{i}" for i in (4, 12, 13, 14, 15, 16, 17)]  # SPEC §6.1: float64 columns
+FEAT_WITH_NAN = [f"onehot_feat{i}" for i in (4, 12, 13, 14, 15, 16, 17)]  # float64 columns in the real file
 
 
 def _first_line(path: Path) -> str:

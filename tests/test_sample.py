@@ -33,7 +33,7 @@ from recgen.sample.csv_format import float_text
 from recgen.sample.generate import generate_sample
 from recgen.sample.params import SCALES
 
-# SPEC §6.1's four values of user_active_degree (compared with the real file in test_real_kuairec.py).
+# The four values of user_active_degree in the real file (compared with the real file in test_real_kuairec.py).
 ACTIVE_DEGREES = {"full_active", "high_active", "middle_active", "UNKNOWN"}
 # Item-mean ranking reaches this share of the oracle's hit_ratio@50 at "small" scale (docs/synthetic.md §5):
 # real personal signal is left for a model to learn, and the item signal is real too.
@@ -64,7 +64,7 @@ def _first_line(path: Path) -> str:
 
 
 def test_layout_and_headers_are_the_real_ones(tiny: Path) -> None:
-    """Headers as SPEC.md states them (tests/handwritten.py); test_real_kuairec.py checks them on the real files."""
+    """Headers as tests/handwritten.py states them; test_real_kuairec.py checks them on the real files."""
     assert tiny.parts[-2:] == ("KuaiRec 2.0", "data")
     assert sorted(p.name for p in tiny.iterdir()) == sorted(KUAIREC_FILES)
     assert (tiny.parents[1] / GROUND_TRUTH).exists() and not (tiny / GROUND_TRUTH).exists()
@@ -80,7 +80,7 @@ def test_layout_and_headers_are_the_real_ones(tiny: Path) -> None:
     assert set(headers) == set(KUAIREC_FILES)
     for name, header in headers.items():
         assert _first_line(tiny / name) == header + "\n", name
-    assert DAILY_HEADER.count(",") == 57 and USER_FEATURES_HEADER.count(",") == 30  # SPEC: 58 and 31 columns
+    assert DAILY_HEADER.count(",") == 57 and USER_FEATURES_HEADER.count(",") == 30  # 58 and 31 columns
     for path in tiny.iterdir():
         raw = path.read_bytes()
         assert raw.endswith(b"\n") and b"\r\n" not in raw and not raw.startswith(b"\xef\xbb\xbf")

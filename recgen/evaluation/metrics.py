@@ -108,9 +108,9 @@ def _rank(users: np.ndarray, values: np.ndarray, items: np.ndarray | None, n_use
     ``average`` is set, its average rank (tied values of one user share the mean of their positions) minus
     the user's mean rank ``(n_u - 1) / 2``, ready for a correlation.
 
-    np.lexsort on (items, -values, users) takes ~2 s on 4.7M cells. Instead: one argsort of the values,
-    reversed, then a stable sort by user (a radix sort when user codes fit in 16 bits) gives every user's
-    cells by value descending; only the cells in runs of tied values are then re-sorted by (run, item), with
+    Rather than one np.lexsort on (items, -values, users), slow on millions of cells: one argsort of the
+    values, reversed, then a stable sort by user (a radix sort when user codes fit in 16 bits) gives every
+    user's cells by value descending; only the cells in runs of tied values are then re-sorted by (run, item), with
     the keys packed into one int64 so that np.sort (SIMD) does it.
     """
     size = users.size

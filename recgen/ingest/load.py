@@ -132,8 +132,8 @@ def ingest(
     migrate(engine)
     data = locate_data(source)
     data.require_all()
-    # Hashed by threads (hashlib releases the GIL), the largest first: big_matrix's 1.1 GB (~1 s) on one, the
-    # six others' 0.5 GB on the other. Not beside the load's parsing, which keeps both cores busy already.
+    # Hashed by threads (hashlib releases the GIL), the largest first, so big_matrix has a thread to itself.
+    # Not beside the load's parsing, which keeps both cores busy already.
     names = sorted(KUAIREC_FILES, key=data.size, reverse=True)
     with ThreadPoolExecutor(max_workers=WORKER_THREADS) as hashing:
         hashes = dict(zip(names, hashing.map(data.sha256, names), strict=True))
@@ -157,8 +157,8 @@ def ingest(
                 result.duplicates_dropped = load.run(changed)
                 result.rejected = load.rejected
     with ThreadPoolExecutor(max_workers=1) as background:
-        # What the load committed is copied from the log into the database file by a thread (mostly I/O; ~1 GB
-        # after reloading big_matrix) while this one writes the cache and counts the rows.
+        # What the load committed is copied from the log into the database file by a thread (mostly I/O) while
+        # this one writes the cache and counts the rows.
         checkpointed = background.submit(checkpoint, engine)
         if changed:
             # The interaction frames are in memory now: the features stage reads them from this cache instead
@@ -259,8 +259,7 @@ class _Load:
         start = time.perf_counter()
         frame, rejected = read_interactions(self.data, BIG_MATRIX)
         rows_in_file = len(frame) + len(rejected)
-        # The duplicates are found by a thread beside the checks (numpy and pandas release the GIL; 12.5M rows,
-        # de-duplicated the general way: ~2.6 s for both one after the other, ~1.6 s side by side). The checks
+        # The duplicates are found by a thread beside the checks (numpy and pandas release the GIL). The checks
         # set aside all the copies of a row or none (`_check`), so the duplicates found among all the rows,
         # less those set aside, are the duplicates among the rows kept.
         with ThreadPoolExecutor(max_workers=1) as background:
@@ -326,8 +325,7 @@ class _Load:
 
         Only a row whose user and video are both in that matrix can be: two table lookups find those rows
         (`np.isin` over small integer ids), and the pairs are looked up for them alone, by hash (`np.isin`
-        would sort both sides: 6 s for 12.5M keys against 4.7M). 12.5M training rows: ~0.1 s when they
-        avoid the evaluated pairs, as in KuaiRec, against ~0.9 s hashing every row's pair."""
+        would sort both sides). When the training rows avoid the evaluated pairs, as in KuaiRec, few are."""
         evaluated = self._eval_pair_keys()
         users, videos = np.asarray(user_ids, dtype=np.int64), np.asarray(video_ids, dtype=np.int64)
         both = np.isin(users, evaluated >> 32) & np.isin(videos, evaluated & 0xFFFFFFFF)
@@ -341,8 +339,8 @@ class _Load:
         if eval_interactions.name in self.interactions:
             frame = self.interactions[eval_interactions.name]
             return _pair_keys(frame["user_id"], frame["video_id"])
-        # From its interaction cache when that matches the stored load (4.7M rows: ~0.1 s), else packed by
-        # SQLite, one int per row straight into numpy (~1.3 s; 3x faster than (user, video) tuples).
+        # From its interaction cache when that matches the stored load, else packed by SQLite, one int per row
+        # straight into numpy (no (user, video) tuples).
         cached = read_interaction_cache(self.conn.engine, eval_interactions.name)
         if cached is not None:
             return _pair_keys(cached["user_id"], cached["video_id"])
@@ -419,8 +417,8 @@ def _fill_durations_from_interactions(conn: Connection, in_memory: dict[str, pd.
     """Videos without any daily duration get the median video_duration of their interaction rows.
 
     Interaction frames loaded by this call are read in memory (`in_memory`, by table name); the others
-    through the DB-API cursor, by index. In SQLite the rows are then read in rowid order, not in the index's:
-    the ~150k evaluation rows concerned in a full-scale sample take ~0.7 s instead of 1-1.5 s.
+    through the DB-API cursor, by index. In SQLite the rows are then read in rowid order, not in the index's
+    (sequential pages instead of random ones).
     """
     missing = [row[0] for row in conn.execute(text(_NO_DAILY_DURATION))]
     if not missing:

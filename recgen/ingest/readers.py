@@ -1,7 +1,7 @@
 """Reading the seven KuaiRec CSVs: where they are (a folder or the zip itself), their hashes, and typed frames.
 
 Every reader parses with explicit column types (never type detection), applies the quirks of
-`kuairec/SPEC.md` and raises a one-line `DataError` naming the file, the column or line and what was
+the real files and raises a one-line `DataError` naming the file, the column or line and what was
 expected. Line numbers count the header as line 1, like an editor does.
 """
 
@@ -237,7 +237,7 @@ def read_interactions(source: DataSource, name: str) -> tuple[pd.DataFrame, pd.D
             problems.add(text[column].notna() & values[column].isna(), column, "is not a number")
         if values[column].dtype == np.int64:
             # Parsed as integers, so none is missing, fractional or infinite: the float64 checks below would
-            # cost ~0.1 s per column of 12.5M rows to find nothing.
+            # scan every row to find nothing.
             number = values[column].to_numpy()
         else:
             number = values[column].to_numpy(dtype=np.float64, na_value=np.nan)
@@ -279,8 +279,8 @@ class _Problems:
 
     def __init__(self, n_rows: int):
         self.bad = np.zeros(n_rows, dtype=bool)
-        # (rows newly bad, column, reason) per check that found any: object arrays over every row of a clean
-        # 12.5M-row file would cost 0.6 s for nothing.
+        # (rows newly bad, column, reason) per check that found any: no object arrays over every row of a
+        # clean file.
         self.found: list[tuple[np.ndarray, str, str]] = []
 
     def add(self, mask, column: str, reason: str) -> None:
@@ -383,7 +383,7 @@ def read_captions(source: DataSource) -> pd.DataFrame:
 
     Four captions hold a bare `\\r` in an unquoted field, which pandas' and pyarrow's parsers both take
     as a line break (10,732 rows, junk ids); the `\\r` is removed before parsing, so only `\\n` ends a line
-    (exactly 10,728 rows; SPEC §8.3). The stdlib parser, strict: a line with too few fields (a truncated
+    (exactly 10,728 rows in the real file). The stdlib parser, strict: a line with too few fields (a truncated
     file) or an unclosed quote is a DataError, where pandas would pad it with NULLs. Read as text first,
     then typed, so a bad id still names its line.
     """

@@ -97,7 +97,7 @@ class DataSource:
 
 
 def locate_data(source: Path | str) -> DataSource:
-    """Find the KuaiRec CSVs in `source`: a folder in any layout of SPEC §0 or KuaiRec.zip itself.
+    """Find the KuaiRec CSVs in `source`: a folder in any KuaiRec layout or KuaiRec.zip itself.
 
     Searches `KuaiRec 2.0/data`, `KuaiRec/data`, `data` and the folder itself, in that order, and takes
     the first that holds any KuaiRec file; a folder holding only `KuaiRec.zip` is read through the zip.

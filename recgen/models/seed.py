@@ -26,7 +26,7 @@ from recgen.progress import Reporter
 
 @dataclass(frozen=True)
 class SeedSettings:
-    """The seed notebook's model and training settings (DESIGN.md, "The seed system")."""
+    """The seed notebook's model and training settings, kept as they were."""
 
     user_dim: int = 32
     video_dim: int = 32
@@ -136,8 +136,7 @@ class KerasScorer:
 _SEED_LAYERS = ("user_embedding", "video_embedding", "video_features", "feature_dense", "hidden", "hidden_2")
 
 
-# Pairs per graph call: activations of (64k x 32) float32 (8 MB) stay in cache. Measured at full scale:
-# 4.7M pairs in 0.37 s (1M-pair calls: 0.67 s); all 7,176 users in 4.9 s (256-user calls: 6.0 s).
+# Pairs per graph call: activations of (64k x 32) float32 (8 MB) stay in cache.
 PAIR_CHUNK = 1 << 16
 
 
@@ -188,7 +187,7 @@ class _SeedHalves:
 
     def score_block(self, users: np.ndarray) -> np.ndarray:
         users = np.asarray(users, dtype=np.int32)
-        step = max(1, PAIR_CHUNK // self.n_videos)  # ~64k pairs per graph call here too (6 users of 10,728)
+        step = max(1, PAIR_CHUNK // self.n_videos)  # about PAIR_CHUNK pairs per graph call here too
         out = np.empty((len(users), self.n_videos), dtype=np.float32)
         for start in range(0, len(users), step):
             out[start : start + step] = self._block(users[start : start + step]).numpy()

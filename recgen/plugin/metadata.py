@@ -118,7 +118,7 @@ def _view_source_table(sql: str) -> str:
 
 
 def _schema_tables() -> dict[str, dict]:
-    """Metadata of every table and view in `recgen.schema`, before looking at any database."""
+    """Metadata of every table and view in `recgen.store.schema`, before looking at any database."""
     tables = {}
     for table in metadata.sorted_tables:
         tables[table.name] = {

@@ -256,7 +256,7 @@ _HAS_PROFILE = (
 )
 _PROFILED_VIEWS = f"""UNION ALL
   -- All users: the per-category view counts the report stored in data_profile (the live count reads the
-  -- 11.5M-row index, about 0.7 s, too close to Datasette's 1 s limit).
+  -- whole training log's index, too close to Datasette's time limit on a full-size database).
   SELECT nullif(substr(name, {len(CATEGORY_VIEWS_PREFIX) + 1}), '{NO_CATEGORY}'), CAST(value AS INTEGER)
   FROM data_profile
   WHERE section = '{CATEGORY_VIEWS_SECTION}' AND name LIKE '{CATEGORY_VIEWS_PREFIX}%'
@@ -654,7 +654,7 @@ CANNED_QUERIES = {
             "Share of each first-level category in the latest published recommendations next to its share "
             "of training views (big_matrix rows); lift = recommended share / consumed share (> 1: "
             "over-recommended). English names are recgen's translation. user_id restricts both sides to one "
-            "user; empty means all users (about 0.7 s on the full dataset)."
+            "user; empty means all users (slower: it counts the whole training log)."
         ),
         "sql": CATEGORY_MIX,
         "params": ["user_id"],

@@ -61,7 +61,7 @@ class ReportPage:
     leave the facts the summary quotes.
     """
 
-    charts: ModuleType  # recgen.charts, imported only when a report is drawn
+    charts: ModuleType  # recgen.report.charts, imported only when a report is drawn
     scans: Scans
     videos: pd.DataFrame  # video_id -> caption, category, video_duration
     train_video: pd.DataFrame  # video_id -> n, sum_wr, mean_wr

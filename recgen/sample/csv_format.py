@@ -29,7 +29,7 @@ def _clock_tables() -> tuple[pa.Array, pa.Array]:
 
 
 def _time_text(ts_ms: np.ndarray) -> pa.Array:
-    """Local (UTC+8) `YYYY-MM-DD HH:MM:SS.fff` with trailing zeros of the fraction trimmed (SPEC.md §1.2)."""
+    """Local (UTC+8) `YYYY-MM-DD HH:MM:SS.fff` with trailing zeros of the fraction trimmed."""
     local = ts_ms + LOCAL_OFFSET_MS
     day, sod = np.divmod(local, DAY_MS)
     first = int(day.min())

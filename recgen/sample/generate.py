@@ -3,7 +3,7 @@
 `generate_sample(out_dir, scale)` writes `out_dir/KuaiRec 2.0/data/*.csv` (the layout of the real zip) and
 `out_dir/ground_truth.csv`, the noise-free expected watch ratio of every small-matrix cell, so that an
 oracle ranking is known and a model's quality can be read as a share of the best achievable. The model and
-its parameters are documented in docs/synthetic.md; the statistics it reproduces are those of SPEC.md §11
+its parameters are documented in docs/synthetic.md, with the real dataset's statistics it reproduces
 (benchmarks/sample_stats.py prints them next to the targets).
 
 Everything is drawn from one `numpy.random.Generator(seed)` in a fixed order, so a seed gives

@@ -214,7 +214,7 @@ def _big_chunk(rng: np.random.Generator, w: World, users: np.ndarray, pairs: np.
     play = _observe(rng, eta, v.log_dur[vid], dur)
     ts = _view_times(rng, _big_days(rng, len(users), owner, v.start_day[vid], v.end_day[vid]))
     date = _dates(rng, ts)
-    # A few re-watch rows are the same event filed under a second partition date (SPEC.md §1.3).
+    # A few re-watch rows are the same event filed under a second partition date.
     n_pairs = len(owner) - len(src)
     relabel = np.flatnonzero(rng.random(len(src)) < REAL_RELABEL_SHARE)
     relabel = relabel[np.unique(src[relabel], return_index=True)[1]]  # one copy per event, or it is a duplicate

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# --- Real KuaiRec 2.0 sizes (SPEC.md §1-§8); scale "full" reproduces them exactly. ---------------------------
+# --- Real KuaiRec 2.0 sizes; scale "full" reproduces them exactly. ------------------------------------------
 REAL_USERS, REAL_VIDEOS = 7_176, 10_728
 REAL_SMALL_USERS, REAL_SMALL_VIDEOS = 1_411, 3_327
 REAL_BIG_PAIRS = 10_300_969  # distinct (user, video) pairs in big_matrix
@@ -22,7 +22,7 @@ REAL_RELABEL_SHARE = 2_185 / REAL_BIG_REWATCHES  # re-watch rows that are one ev
 REAL_DAILY_ROWS = 343_341
 REAL_SOCIAL_USERS, REAL_SOCIAL_ENTRIES = 472, 670
 N_FEATURE_TAGS = 31  # item_categories.csv tag ids 0..30
-# Videos per feature tag (SPEC.md §5.3) and videos with 1..4 tags: reproduced exactly at full scale.
+# Videos per feature tag and videos with 1..4 tags: reproduced exactly at full scale.
 TAG_COUNTS = np.array([24, 463, 216, 104, 164, 964, 912, 503, 1112, 696, 170, 2027, 534, 245, 63, 374, 214,
                        350, 131, 686, 265, 29, 20, 39, 12, 468, 490, 31, 1360, 5, 22])  # fmt: skip
 TAGS_PER_VIDEO_COUNTS = np.array([8_970, 1_562, 185, 11])
@@ -39,7 +39,7 @@ STRAY_SHARE = 5e-4  # share of big rows outside the bursts ("a few thousand")
 DATE_MISMATCH_SHARE = 1e-3  # rows whose `date` partition is the day after the local date of `timestamp`
 USER_DAY_SHAPE = 2.0  # gamma shape of a user's per-day activity: small = bursty user-days
 USER_DAY_OFF = 0.15  # chance a user skips a burst day entirely (~26 of 28 days active)
-# Local hour-of-day profile: broad, peaking 9-11h and in the evening (SPEC.md §1.4).
+# Local hour-of-day profile: broad, peaking 9-11h and in the evening.
 HOUR_WEIGHTS = np.array([3.0, 2.0, 1.2, 0.8, 0.6, 0.8, 1.5, 3.0, 4.5, 5.5, 5.6, 5.3,
                          5.0, 4.8, 4.5, 4.5, 4.5, 4.5, 4.6, 4.8, 5.0, 5.2, 5.0, 4.0])  # fmt: skip
 
@@ -63,17 +63,17 @@ N_FACTORS = 8  # latent user x video factors
 SMALL_UPLOAD_LAST = 21  # small-block videos (hits) are uploaded by Jul 26: id order mapped onto days 0..21
 LIFE_UPLOAD_POWER = 1.0  # start day ~ 62 x (video_id / n)^power: ids follow upload order
 CATEGORY_MATCH_BOOST = 40.0  # seed of the tag x category table: a category's modal tag is far more likely
-SECOND_KNOWN, THIRD_KNOWN = 0.666, 0.60  # P(2nd level known), P(3rd known | 2nd known) (SPEC.md §8.1)
+SECOND_KNOWN, THIRD_KNOWN = 0.666, 0.60  # P(2nd level known), P(3rd known | 2nd known)
 COVER_KNOWN = 0.376  # manual cover text present (else the literal UNKNOWN)
 CAPTION_EMPTY = 0.126
 CAPTION_HASHTAG = 0.65  # share of non-empty captions with #hashtags (= non-empty topic_tag)
 N_CR_CAPTIONS = 4  # captions with a bare \r inside (the real file's parsing trap)
 
 # --- Users. -------------------------------------------------------------------------------------------------
-# Quantile function of big-matrix rows per user at full scale (SPEC.md §1.5), scaled by n_videos.
+# Quantile function of big-matrix rows per user at full scale, scaled by n_videos.
 USER_ROWS_QUANTILES = ((0.0, 100), (0.1, 330), (0.25, 883), (0.5, 1846), (0.75, 2461),
                        (0.9, 2900), (0.99, 4000), (1.0, 16_015))  # fmt: skip
-# Quantile functions of the user_features counters (SPEC.md §6.1).
+# Quantile functions of the user_features counters.
 FOLLOW_QUANTILES = ((0, 0), (0.1, 3), (0.25, 9), (0.5, 33), (0.75, 130), (0.9, 569), (0.99, 1999), (1, 2100))
 FANS_QUANTILES = ((0, 0), (0.3, 0), (0.5, 2), (0.75, 6), (0.9, 14), (0.99, 107), (0.999, 1500), (1, 11401))
 FRIEND_QUANTILES = ((0, 0), (0.607, 0), (0.75, 1), (0.9, 5), (0.99, 49), (1, 1425))

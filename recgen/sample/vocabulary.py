@@ -1,11 +1,11 @@
 """Vocabularies for the synthetic KuaiRec generator: category tree, caption words, tags and labels.
 
 Kept apart from `recgen.sample` so the generator reads as a model and this file as data. Every list here is
-invented for the synthetic sample (the real category names of the first level are public in SPEC.md §8.1 and
+invented for the synthetic sample (the real category names of the first level are public in the real file and
 reused so a sample looks like the real file); nothing is copied from the real CSVs.
 """
 
-# First-level caption categories: id -> (name, real video count), SPEC.md §8.1. -124 is the real "unknown".
+# First-level caption categories: id -> (name, real video count). -124 is the real "unknown".
 FIRST_LEVEL: dict[int, tuple[str, int]] = {
     1: ("舞蹈", 422), 2: ("音乐", 191), 3: ("游戏", 105), 4: ("美妆", 153), 5: ("时尚", 1034),
     6: ("明星娱乐", 473), 7: ("运动", 317), 8: ("颜值", 824), 9: ("喜剧", 366), 10: ("旅游", 136),
@@ -20,7 +20,7 @@ UNKNOWN_ID = -124
 UNKNOWN = "UNKNOWN"
 
 # The feature tag (item_categories.csv, 0..30) most often listed first for each first-level category: the
-# generator ties tags and categories together through it (SPEC.md §5.3: a ~71% agreement).
+# generator ties tags and categories together through it (in the real data they agree for about 71% of videos).
 MODAL_TAG: dict[int, int] = {
     -124: 7, 1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 6, 7: 7, 8: 8, 9: 9, 10: 10, 11: 11, 12: 12, 13: 13, 14: 14,
     15: 15, 16: 16, 17: 17, 18: 18, 19: 19, 20: 20, 21: 23, 22: 22, 23: 28, 24: 11, 25: 25, 26: 26, 27: 27,
@@ -127,11 +127,11 @@ UPLOAD_TYPES: dict[str, int] = {
     "FollowShoot": 1282, "FlashPhoto": 538, "ShareFromOtherApp": 444, "PhotoCopy": 344, "SameFrame": 335,
     "PictureCopy": 150, "LocalIntelligenceAlbum": 54, "LocalCollection": 41,
 }  # fmt: skip
-# The real non-public labels were never printed (SPEC.md §7.1); these are plausible stand-ins.
+# The real non-public labels were never printed; these are plausible stand-ins.
 VISIBLE_STATUS = ("public", "friend", "private")
 RESOLUTIONS = ((720, 1280), (576, 1024), (540, 960), (720, 1556), (528, 960), (1080, 1920))
 
-# user_features.csv label sets, exactly as in the real file (SPEC.md §6.1), with their upper bounds.
+# user_features.csv label sets, exactly as in the real file, with their upper bounds.
 ACTIVE_DEGREES = ("full_active", "high_active", "UNKNOWN", "middle_active")
 FOLLOW_RANGES = ((0, "0"), (10, "(0,10]"), (50, "(10,50]"), (100, "(50,100]"), (150, "(100,150]"),
                  (250, "(150,250]"), (500, "(250,500]"), (10**9, "500+"))  # fmt: skip

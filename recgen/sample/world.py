@@ -199,7 +199,7 @@ def _life_windows(rng: np.random.Generator, sc: Scale, small: np.ndarray) -> tup
     Video ids follow upload order (video 0 is old, the last ones are uploaded on the last day); the others
     are live for an exponential lifetime. The small block's videos are hits, uploaded by day
     SMALL_UPLOAD_LAST (their id's upload day scaled into 0..SMALL_UPLOAD_LAST) and live to the end, so
-    about 20% of the rows fall before 2020-07-28, when collect_* logging starts (SPEC.md §7.3, §11).
+    about 20% of the rows fall before 2020-07-28, when collect_* logging starts.
     """
     n = sc.n_videos
     pos = np.arange(n) / max(n - 1, 1)

@@ -33,8 +33,8 @@ from recgen.store.engine import sqlite_file
 def insert_frame(conn: Connection, table: Table, frame: pd.DataFrame) -> int:
     """Insert a DataFrame through the DB-API `executemany`, in chunks, inside the caller's transaction.
 
-    The fastest way into SQLite from Python (pandas.to_sql and sqlite-utils' insert_all are 5-10x slower at
-    these sizes). Missing values (NaN, NA, None) become NULL. Returns the number of rows inserted.
+    Faster into SQLite than pandas.to_sql or sqlite-utils' insert_all at these sizes. Missing values (NaN,
+    NA, None) become NULL. Returns the number of rows inserted.
     """
     columns = list(frame.columns)
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"  # sqlite3 vs psycopg
@@ -51,10 +51,9 @@ def insert_frame(conn: Connection, table: Table, frame: pd.DataFrame) -> int:
 def replace_rows(conn: Connection, table: Table, frame: pd.DataFrame) -> int:
     """Replace every row of `table` with the rows of `frame`, inside the caller's transaction; returns the count.
 
-    Into a SQLite file, from STAGE_MIN_ROWS rows, they go through a staging database (`_copy_through_stage`):
-    11.5M interactions go in 1.5-1.8x as fast as a raw `executemany` of prebuilt tuples into a bare table,
-    and with their two indexes built about as fast as that raw insert alone (`insert_frame` plus the index
-    builds: 0.4-0.5x). Otherwise (or without adbc-driver-sqlite): DELETE, secondary indexes dropped,
+    Into a SQLite file, from STAGE_MIN_ROWS rows, they go through a staging database (`_copy_through_stage`),
+    faster than any `executemany` (the figures are in docs/benchmarks.md). Otherwise (or without
+    adbc-driver-sqlite): DELETE, secondary indexes dropped,
     `insert_frame`, indexes rebuilt, since a database builds an index over sorted keys several times faster
     than it maintains one row by row.
     """
@@ -128,8 +127,7 @@ def _copy_through_stage(conn: Connection, table: Table, frame: pd.DataFrame, dat
                 cursor.execute("COMMIT")
 
     # The transfer needs the same indexes on both sides; building the secondary ones here, after it, costs
-    # less than building them in the staging file and transferring their entries (11.5M rows: ~17 s of CPU
-    # for the whole load against ~21 s).
+    # less than building them in the staging file and transferring their entries.
     for name, _ in indexes:
         conn.exec_driver_sql(f'DROP INDEX "{name}"')
     with ThreadPoolExecutor(max_workers=parts) as writers:

@@ -112,7 +112,7 @@ def ensure_views(engine: Engine) -> None:
 def checkpoint_deferred(conn: Connection) -> Iterator[None]:
     """Inside, a commit on `conn` leaves its write-ahead log in place instead of copying it into the database
     file itself (SQLite's automatic checkpoint, past 1000 pages of log), so that the caller can `checkpoint`
-    beside other work: after reloading big_matrix that copy is ~1 GB and ~1.8 s, nearly all of the commit."""
+    beside other work: after reloading big_matrix that copy is nearly all of the commit's time."""
     if conn.dialect.name != "sqlite":
         yield
         return

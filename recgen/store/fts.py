@@ -97,7 +97,7 @@ def refresh(engine: Engine) -> None:
             expected = _expected_rows(db)
             if not db[FTS_TABLE].exists() or _indexed_rows(db) != expected:
                 _rebuild(db, expected)
-        # Approximate statistics (at most ~1,000 rows read per index) keep ANALYZE to milliseconds at full scale.
+        # Approximate statistics (at most ANALYSIS_LIMIT rows read per index) keep ANALYZE short on any size.
         raw.execute(f"PRAGMA analysis_limit = {ANALYSIS_LIMIT}")
         raw.execute("ANALYZE")
         raw.execute("PRAGMA optimize")

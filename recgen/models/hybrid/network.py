@@ -1,31 +1,6 @@
-"""recgen's default model: a hybrid two-tower network over ids, content and user features.
-
-    score(u, v) = <user_tower(u), video_tower(v)> + video_bias(v) + user_bias(u)
-
-Each tower concatenates an id embedding with embeddings of the categorical features and the numeric
-features of its side, then a dense layer. The video's vector ends with fixed content descriptors (duration,
-tags, top-level category) and the user's with their personal weights over them, so the dot product holds
-both the latent match and each user's own duration sensitivity and taste; scoring all users x all videos
-is one matrix product.
-
-The target is log(watch ratio + 0.05) (ratio capped at 50) under a Huber loss with a small delta (0.5): on
-the log scale a user's level, duration sensitivity and tastes add up (they multiply the ratio), and the
-robust loss keeps skips, zero plays and loops from pulling the estimate, so a user's few rows estimate their
-personal weights efficiently; every training row weighs the same (`row_weighted`). The score is
-exp(prediction) - 0.05, a typical (median-like) ratio: rankings follow it and it errs less in absolute
-terms than the mean. The raw ratio under a Huber loss (the previous target) ranks worse:
-`benchmarks/quality.py --ablations`.
-
-After `model.fit`, each user's own parameters (their vector and bias beyond what their features predict) are
-estimated again in closed form by empirical Bayes, with the videos' outputs fixed (recgen.refit): a user with
-few rows stays near what their features predict, one with many follows their rows. Then what the model
-still leaves unexplained is factorised (alternating least squares, `residual_rank` factors a side), and the
-factors are appended to both towers' vectors: a taste no feature carries, which the towers learn little of
-before early stopping.
-
-Cold start: id embeddings are dropped for a share of the training lists (`id_dropout`), so the towers also
-learn to score from features alone; users and videos without training rows get no id embedding at all.
-"""
+"""The hybrid model's network: the two towers, the model that scores (user, video) pairs with them, the
+asymmetric Huber loss over per-user lists, and the training view that runs the video tower once per distinct
+video of a batch."""
 
 from __future__ import annotations
 
@@ -211,10 +186,9 @@ class ListLoss(keras.losses.Loss):
 class ListTrainer(keras.Model):
     """The training view of a hybrid model: (user, `size` videos) -> `size` scores, through its towers.
 
-    The video tower runs once per distinct video of a batch and its outputs are gathered back to the rows:
-    at full scale a batch of 8,192 rows holds about 3,600 distinct videos and one of 16,384 about 4,900, and
-    the tower's dense layers are most of a step's work. Dropout in the video tower is then drawn per video
-    and batch instead of per row."""
+    The video tower runs once per distinct video of a batch and its outputs are gathered back to the rows: a
+    batch holds far fewer distinct videos than rows, and the tower's dense layers are most of a step's work.
+    Dropout in the video tower is then drawn per video and batch instead of per row."""
 
     def __init__(self, pair_model: keras.Model, size: int, **kwargs):
         super().__init__(**kwargs)

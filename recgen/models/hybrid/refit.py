@@ -31,7 +31,7 @@ from recgen.models.keras_base import tower_outputs
 REFIT_LAYER = "user_refit"
 PRIOR_USERS = 0.4  # the share of known users, those with the most rows, whose deviations set the prior
 STEPS = 2  # reweighted least-squares passes; the first weighs the rows by their error under the trained model
-NOISE_ROWS = 200_000  # the rows' noise is measured on an even sample of about this many (~50 MB of vectors)
+NOISE_ROWS = 200_000  # the rows' noise is measured on an even sample of about this many (bounded memory)
 
 
 @dataclass(frozen=True)

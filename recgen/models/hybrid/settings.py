@@ -12,7 +12,10 @@ from recgen.models.keras_base import settings_key
 
 @dataclass(frozen=True)
 class HybridSettings:
-    dim: int = 16  # latent id factors: fewer per-user parameters ranked better than 32 (light users)
+    """The default model's settings; each was chosen on the tuning seeds of benchmarks/quality.py, and its
+    alternatives' results are in docs/benchmarks.md (Quality, ablations)."""
+
+    dim: int = 16  # latent id factors: most evaluated users are light, so few parameters per user
     hidden: int = 128
     category_dim: int = 8
     id_dropout: float = 0.1
@@ -22,24 +25,24 @@ class HybridSettings:
     learning_rate: float = 2e-3
     epochs: int = 12
     list_size: int = 32  # training rows per list (one user each)
-    batch_lists: int = 512  # lists per batch: 16,384 rows (full scale: 8,192 stopped 2 epochs sooner, ranked worse)
-    user_id_scale: float = 4.0  # per-user parameters move this much faster (see _tower); 8 overfits sooner
+    batch_lists: int = 512  # lists per batch: 16,384 rows
+    user_id_scale: float = 4.0  # per-user parameters move this much faster (see network._tower)
     ranking_weight: float = 0.0  # weight of a within-list ListNet loss next to the pointwise Huber loss
     temperature: float = 0.25  # of the target distribution softmax(target / temperature)
-    validation_share: float = 0.02  # every held-out row is one the model does not learn from: 0.1 ranked worse
+    validation_share: float = 0.02  # small: every held-out row is one the towers do not learn from
     patience: int = 2
     min_improvement: float = 0.001  # relative: a smaller fall of the validation loss counts as none
     ratio_cap: float = 50.0  # targets are transform(min(watch_ratio, cap)); the Huber loss bounds the rest
-    transform: str = "log"  # log(ratio + log_offset); "identity" (the raw ratio) and "log1p" rank worse
+    transform: str = "log"  # log(ratio + log_offset); or "log1p", or "identity" (the raw ratio)
     log_offset: float = 0.05  # keeps zero plays finite: log(0.05) = -3
     huber_delta: float = 0.5  # errors beyond this (in target units) count linearly
-    expectile: float = 0.7  # weight of under-predicted rows (1 - it: over-predicted); 0.5 symmetric, 0.8 worse
-    taste_bumps: bool = False  # personal weights over the duration bumps too, not only the slope (worse)
-    history: bool = False  # the user's history features (worse: see user_tables)
+    expectile: float = 0.7  # weight of under-predicted rows (1 - it: over-predicted); 0.5 is symmetric
+    taste_bumps: bool = False  # personal weights over the duration bumps too, not only the slope
+    history: bool = False  # the user's history features (see tables.user_tables for why they are off)
     row_weighted: bool = True  # a list's loss is its rows' sum / list_size: each row counts the same (see ListLoss)
-    refit: bool = True  # after fit, each user's own parameters estimated again by empirical Bayes (recgen.refit)
-    residual_rank: int = 16  # then factors of what is left unexplained (recgen.refit.fit_residual_factors); 0: none
-    residual_ridge: float = 5.0  # their ridge penalty: 3 overfits light users, 10 misses latent tastes (README)
+    refit: bool = True  # after fit, each user's own parameters estimated again by empirical Bayes (refit.py)
+    residual_rank: int = 16  # then factors of what is left unexplained (factors.py); 0: none
+    residual_ridge: float = 5.0  # their ridge penalty: lower overfits light users, higher misses latent tastes
     residual_steps: int = 8  # alternating least-squares sweeps
     without: tuple[str, ...] = ()  # feature groups left out, for ablations (see ABLATION_GROUPS)
     seed: int = SEED

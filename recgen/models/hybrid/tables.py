@@ -103,7 +103,7 @@ def user_tables(
 
     History is off by default: the evaluated users' training rows all lie outside the evaluated videos (no
     big_matrix row is on a small_matrix pair), so their history describes other videos than the training
-    users' does, and the model ranked better without it (benchmarks/quality.py --ablations)."""
+    users' does, and the model ranks better without it (docs/benchmarks.md, ablations)."""
     with engine.connect() as conn:
         profiles = pd.read_sql_query(text("SELECT * FROM users"), conn)
     frame = pd.DataFrame({"user_id": catalog.user_ids}).merge(profiles, on="user_id", how="left")
@@ -149,7 +149,7 @@ def video_tables(
     exposure) and each video's duration in ms.
 
     Users get personal weights over the duration's slope (and with `taste_bumps` over its bumps too: eleven
-    more parameters per user, which ranked worse), the tags and the top-level category."""
+    more parameters per user, which rank worse), the tags and the top-level category."""
     with engine.connect() as conn:
         frame = pd.read_sql_query(text("SELECT * FROM videos"), conn)
         tags = pd.read_sql_query(text("SELECT video_id, tag_id FROM video_tags"), conn)
