@@ -94,7 +94,10 @@ def metric_history(runs: Sequence[int], series: Mapping[str, Sequence[float | No
             )
         ax.set_title(metric)
         ax.set_xlabel("run id")
-        ax.xaxis.get_major_locator().set_params(integer=True)
+        if len(runs) <= 12:  # a tick per run: a lone run would otherwise get fractional ticks around it
+            ax.set_xticks(list(runs))
+        else:
+            ax.xaxis.get_major_locator().set_params(integer=True)
     axes.flat[0].legend(fontsize=8, frameon=False)
     return _png(fig)
 
