@@ -298,7 +298,9 @@ def ingest(db, data_dir, force, max_rejected) -> None:
     with job_lock(db):
         result = run_ingest(get_engine(db), data_dir, force=force, max_rejected=max_rejected, progress=_log)
     click.echo(
-        f"loaded {len(result.loaded)} file(s), skipped {len(result.skipped)} unchanged; "
+        f"loaded {len(result.loaded)} file(s), skipped {len(result.skipped)} unchanged"
+        + (f", dropped {result.duplicates_dropped:,} duplicate rows" if result.duplicates_dropped else "")
+        + "; "
         + ", ".join(f"{table} {rows:,}" for table, rows in result.rows.items())
     )
 

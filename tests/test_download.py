@@ -151,6 +151,7 @@ def test_downloads_verifies_and_prints_the_command_that_reads_the_zip(tmp_path, 
     ingested = run_cli("ingest", "--data-dir", command[-1], "--db", str(tmp_path / "recs.db"))
     assert ingested.exit_code == 0, ingested.output
     assert "loaded 7 file(s)" in ingested.stdout
+    assert "duplicate rows;" in ingested.stdout  # the sample's big_matrix has exact duplicates, as the real one
 
 
 def test_an_interrupted_download_resumes_with_a_range_request_in_the_same_run(tmp_path, server, archive):

@@ -122,7 +122,6 @@ LEFT JOIN videos AS v ON v.video_id = p.video_id
 ORDER BY p.n_users DESC, p.video_id"""
 
 _USER_PARAM = "CAST(nullif(:user_id, '') AS INTEGER)"
-_RUN_K = f"(SELECT coalesce(k, {TOP_K}) FROM runs WHERE id = {LATEST_RUN})"
 
 USER_RECOMMENDATIONS_VS_HISTORY = f"""\
 WITH
