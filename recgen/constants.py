@@ -15,15 +15,14 @@ ITEM_MEAN_SHRINKAGE = 20.0  # Pseudo-count pulling a video's mean watch ratio to
 SCORE_BLOCK_USERS = 256  # Users scored per block: a block of float32 scores stays a few MB per 10k videos.
 INSERT_CHUNK_ROWS = 200_000
 # Input tables of at least this many rows are bulk-loaded through a staging file beside a SQLite database
-# (`db.replace_rows`); below it, creating the file costs more than `executemany` of the rows.
+# (`bulk.replace_rows`); below it, creating the file costs more than `executemany` of the rows.
 STAGE_MIN_ROWS = 1_000
 STAGE_SUFFIX = ".stage-"  # staging files are named <database>.stage-<pid>-<n>-<table>
 # Large tables are staged as consecutive slices written at once, one staging file per STAGE_ROWS_PER_WRITER
-# rows, up to WORKER_THREADS files. Each file stays attached until the transaction ends; SQLite attaches 10.
+# rows, one writer thread per usable core, up to MAX_STAGE_FILES: each file stays attached until the
+# transaction ends, and SQLite attaches at most 10 databases.
 STAGE_ROWS_PER_WRITER = 1_000_000
-# Threads for work that releases the GIL (hashing input files, writing staging files): the cores of the
-# 2-core machine recgen is sized for.
-WORKER_THREADS = 2
+MAX_STAGE_FILES = 8
 
 # Paths. The default database is relative to the working directory; models, the embedded sample and the
 # lock live in the database's folder.

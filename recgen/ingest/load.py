@@ -29,7 +29,6 @@ from recgen.constants import (
     SMALL_MATRIX,
     SOCIAL_NETWORK,
     USER_FEATURES,
-    WORKER_THREADS,
 )
 from recgen.errors import ConfigError, DataError
 from recgen.ingest.dedup import exact_duplicates, keep_rows
@@ -45,6 +44,7 @@ from recgen.ingest.readers import (
 )
 from recgen.ingest.source import DataSource, locate_data
 from recgen.progress import Reporter, as_reporter
+from recgen.runtime import available_cores
 from recgen.store.bulk import insert_frame, replace_rows
 from recgen.store.cache import INTERACTION_FIELDS, read_interaction_cache, write_interaction_cache
 from recgen.store.engine import checkpoint, checkpoint_deferred, migrate, utc_now
@@ -135,7 +135,7 @@ def ingest(
     # Hashed by threads (hashlib releases the GIL), the largest first, so big_matrix has a thread to itself.
     # Not beside the load's parsing, which keeps both cores busy already.
     names = sorted(KUAIREC_FILES, key=data.size, reverse=True)
-    with ThreadPoolExecutor(max_workers=WORKER_THREADS) as hashing:
+    with ThreadPoolExecutor(max_workers=available_cores()) as hashing:
         hashes = dict(zip(names, hashing.map(data.sha256, names), strict=True))
     with engine.connect() as conn:
         stored = dict(conn.execute(select(source_files.c.name, source_files.c.sha256)).all())

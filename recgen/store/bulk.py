@@ -26,7 +26,8 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import Connection, Engine, Table, delete, event
 
-from recgen.constants import INSERT_CHUNK_ROWS, STAGE_MIN_ROWS, STAGE_ROWS_PER_WRITER, STAGE_SUFFIX, WORKER_THREADS
+from recgen.constants import INSERT_CHUNK_ROWS, MAX_STAGE_FILES, STAGE_MIN_ROWS, STAGE_ROWS_PER_WRITER, STAGE_SUFFIX
+from recgen.runtime import available_cores
 from recgen.store.engine import sqlite_file
 
 
@@ -101,7 +102,7 @@ def _copy_through_stage(conn: Connection, table: Table, frame: pd.DataFrame, dat
     # order as with one file. A constraint's index (UNIQUE, a composite key) cannot be dropped, and SQLite
     # transfers into such a table only while it is empty: one file then.
     constrained = any(kind == "index" and sql is None for kind, _, sql in ddl)
-    parts = 1 if constrained else min(WORKER_THREADS, -(-len(frame) // STAGE_ROWS_PER_WRITER))
+    parts = 1 if constrained else min(available_cores(), MAX_STAGE_FILES, -(-len(frame) // STAGE_ROWS_PER_WRITER))
     _remove_stale_stages(database)
     numbers = [next(_stage_numbers) for _ in range(parts)]
     schemas = [f"stage_{number}" for number in numbers]  # attached under these names
