@@ -25,7 +25,7 @@ class HybridSettings:
     learning_rate: float = 2e-3
     epochs: int = 12
     list_size: int = 32  # training rows per list (one user each)
-    batch_lists: int = 512  # lists per batch: 16,384 rows
+    batch_lists: int = 1024  # lists per batch: 32,768 rows
     user_id_scale: float = 4.0  # per-user parameters move this much faster (see network._tower)
     ranking_weight: float = 0.0  # weight of a within-list ListNet loss next to the pointwise Huber loss
     temperature: float = 0.25  # of the target distribution softmax(target / temperature)
