@@ -36,7 +36,7 @@ from recgen.ingest import ingest
 from recgen.models import family
 from recgen.models.saved import remove_partial_files, train_or_reload
 from recgen.progress import Reporter
-from recgen.report import refresh_report
+from recgen.report import start_report
 from recgen.sample import embedded_sample, is_synthetic
 from recgen.store import fts, runs
 from recgen.store.engine import checkpoint, get_engine, migrate, output_folder
@@ -131,10 +131,11 @@ def _run_stages(engine: Engine, run: runs.RunRecord, source: Path, options: Batc
     with run.stage("ingest"):
         ingested = ingest(engine, source, max_rejected=options.max_rejected, progress=reporter)
         fts.refresh(engine)  # full-text index and planner statistics for Datasette
+    report_written = start_report(engine, options.report_dir, bool(ingested.loaded), reporter.log)
     with run.stage("features"):
         inputs = features.load_inputs(engine)
     with run.stage("train"):
-        model = _train_or_reload(engine, chosen, inputs, ingested.fingerprint, options, reporter, run)
+        model = _train_or_reload(engine, chosen, inputs, ingested.model_fingerprint, options, reporter, run)
         scorer = chosen.scorer(model.keras_model, inputs.catalog)
     with run.stage("recommend"):
         with engine.begin() as conn:
@@ -143,7 +144,9 @@ def _run_stages(engine: Engine, run: runs.RunRecord, source: Path, options: Batc
         others = []
         if chosen.name != MODEL_SEED:  # the seed model is the reference every other family must beat
             seed_family = family(MODEL_SEED, options.seed)
-            seed_model = _train_or_reload(engine, seed_family, inputs, ingested.fingerprint, options, reporter, run)
+            seed_model = _train_or_reload(
+                engine, seed_family, inputs, ingested.model_fingerprint, options, reporter, run
+            )
             others.append(seed_family.scorer(seed_model.keras_model, inputs.catalog, name=MODEL_SEED))
         evaluation = evaluate(
             engine, inputs, scorer, lists.videos, options.k, options.seed, others=others, progress=reporter
@@ -163,7 +166,7 @@ def _run_stages(engine: Engine, run: runs.RunRecord, source: Path, options: Batc
         trained=model.trained,
     )
     runs.prune(engine, options.keep_runs, reporter.log)
-    if not refresh_report(engine, options.report_dir, bool(ingested.loaded), reporter.log):
+    if not report_written():
         run.warn("the data-analysis report was not written (see the log)")
         run.finish(STATUS_PUBLISHED)
     # The -wal file need not keep a night's worth of pages (a reader holding a snapshot makes this a no-op

@@ -54,6 +54,9 @@ KUAIREC_FILES = (
     BIG_MATRIX,
     SMALL_MATRIX,
 )
+# What every model is built from: the catalogue and the training log. A model is retrained only when one of
+# these changes; the evaluation matrix and the friend lists are not among them.
+MODEL_INPUTS = (USER_FEATURES, ITEM_CATEGORIES, CAPTION_CATEGORY, ITEM_DAILY_FEATURES, BIG_MATRIX)
 GROUND_TRUTH = "ground_truth.csv"  # Written by `recgen sample` only; never read by a model.
 # KuaiRec's markers for a missing value: in text columns, and in the category ids of the caption file.
 UNKNOWN = "UNKNOWN"

@@ -2,12 +2,13 @@
 
 import shutil
 import sqlite3
+from pathlib import Path
 
 import pandas as pd
 import pytest
 from conftest import backup_copy, query, run_cli
 
-from recgen.constants import SMALL_MATRIX, TOP_K
+from recgen.constants import BIG_MATRIX, SMALL_MATRIX, SOCIAL_NETWORK, TOP_K
 from recgen.store.lock import job_lock
 
 
@@ -80,6 +81,30 @@ def test_a_second_run_on_unchanged_data_reloads_the_model(published, tiny_sample
     assert runs["trained"].tolist() == [1, 0]
     assert runs["model_id"].nunique() == 1
     pd.testing.assert_frame_equal(query(copy, "SELECT * FROM source_files"), files_before)  # nothing reloaded
+
+
+def drop_last_line(path: Path) -> None:
+    path.write_text("".join(path.read_text().splitlines(keepends=True)[:-1]))
+
+
+def test_models_retrain_only_when_the_files_they_are_built_from_change(published, tiny_sample, tmp_path):
+    db, _ = published
+    copy = backup_copy(db, tmp_path / "recs.db")
+    changed = tmp_path / "changed"
+    shutil.copytree(tiny_sample, changed)
+    data = changed / "KuaiRec 2.0" / "data"
+    drop_last_line(data / SMALL_MATRIX)  # the evaluation matrix: the models stay, the metrics are new
+    drop_last_line(data / SOCIAL_NETWORK)
+    result = run_cli("run-batch", "--data-dir", str(changed), "--db", str(copy))
+    assert result.exit_code == 0, result.output
+    assert "reloaded hybrid model" in result.stderr and "reloaded seed model" in result.stderr
+    assert f"{SMALL_MATRIX}: unchanged" not in result.stderr  # it was reloaded
+    drop_last_line(data / BIG_MATRIX)  # the training log: both models retrain
+    result = run_cli("run-batch", "--data-dir", str(changed), "--db", str(copy))
+    assert result.exit_code == 0, result.output
+    assert "training the hybrid model" in result.stderr and "training the seed model" in result.stderr
+    assert query(copy, "SELECT trained FROM runs ORDER BY id")["trained"].tolist() == [1, 0, 1]
+    assert query(copy, "SELECT count(DISTINCT data_fingerprint) AS n FROM models")["n"].item() == 2
 
 
 def test_a_failed_run_leaves_the_previous_results_published(published, tiny_sample, tmp_path):

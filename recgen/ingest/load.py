@@ -26,6 +26,7 @@ from recgen.constants import (
     ITEM_DAILY_FEATURES,
     KUAIREC_FILES,
     MAX_REJECTED,
+    MODEL_INPUTS,
     SMALL_MATRIX,
     SOCIAL_NETWORK,
     USER_FEATURES,
@@ -81,6 +82,7 @@ class IngestResult:
     skipped: list[str] = field(default_factory=list)  # unchanged files (same sha256) not reloaded
     rows: dict[str, int] = field(default_factory=dict)  # table name -> rows now in it
     fingerprint: str = ""  # sha256 hex over the sorted (name, sha256) of all 7 files
+    model_fingerprint: str = ""  # the same over the files models are built from (MODEL_INPUTS)
     duplicates_dropped: int = 0  # exact duplicate big_matrix rows dropped this time
     rejected: dict[str, int] = field(default_factory=dict)  # file name -> rows set aside this time
     rejected_total: int = 0  # rows in rejected_rows now, for the files loaded now
@@ -147,6 +149,7 @@ def ingest(
         loaded=changed,
         skipped=[name for name in KUAIREC_FILES if name not in changed],
         fingerprint=fingerprint(hashes),
+        model_fingerprint=fingerprint({name: hashes[name] for name in MODEL_INPUTS}),
     )
     for name in result.skipped:
         say(f"{name}: unchanged (same sha256), skipped")

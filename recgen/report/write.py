@@ -11,6 +11,7 @@ scans of `report_scans`, onto a `report_page.ReportPage`; this module runs them 
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 from collections.abc import Callable
 from importlib import resources
@@ -161,3 +162,21 @@ def refresh_report(engine: Engine, out_dir: Path, data_changed: bool, log: Calla
         log(f"warning: the data-analysis report was not written: {type(exc).__name__}: {exc}")
         return False
     return True
+
+
+def start_report(engine: Engine, out_dir: Path, data_changed: bool, log: Callable[[str], None]) -> Callable[[], bool]:
+    """`refresh_report` in a thread beside the rest of the run (it reads the loaded tables, which the run no
+    longer writes); returns the function that waits for it, True if the report is in place."""
+    outcome: list[bool] = []
+    thread = threading.Thread(
+        target=lambda: outcome.append(refresh_report(engine, out_dir, data_changed, log)),
+        name="recgen-report",
+        daemon=True,  # a run stopped by a signal does not wait for it
+    )
+    thread.start()
+
+    def wait() -> bool:
+        thread.join()
+        return bool(outcome and outcome[0])
+
+    return wait
