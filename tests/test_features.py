@@ -7,6 +7,8 @@ import pytest
 from sqlalchemy import text
 
 from recgen import features
+from recgen.errors import DataError
+from recgen.features import Catalog
 from recgen.ingest.load import ingest
 from recgen.store.cache import interaction_cache_path
 from recgen.store.engine import get_engine
@@ -73,3 +75,15 @@ def test_a_cache_from_another_load_is_ignored(engine):
 
 def test_no_cache_for_an_in_memory_database():
     assert interaction_cache_path(get_engine("sqlite://"), "train_interactions") is None
+
+
+@pytest.mark.parametrize("span", [1, 3, 1000])  # dense ids (a lookup table) and sparse ones (a binary search)
+def test_catalogue_indexes_are_positions_and_unknown_ids_are_refused(span):
+    rng = np.random.default_rng(span)
+    ids = np.sort(rng.choice(np.arange(500 * span), size=500, replace=False)).astype(np.int64)
+    catalog = Catalog(user_ids=ids, video_ids=ids)
+    picked = rng.choice(ids, size=2000)
+    assert (catalog.user_index(picked) == np.searchsorted(ids, picked)).all()
+    missing = np.setdiff1d(np.arange(-3, 500 * span + 3), ids)[:5]
+    with pytest.raises(DataError, match=f"user_id {missing[0]} is not in the catalogue \\(5 unknown ids\\)"):
+        catalog.user_index(np.concatenate([picked[:10], missing]))
