@@ -24,6 +24,10 @@ STAGE_ROWS_PER_WRITER = 1_000_000
 # Threads for work that releases the GIL (hashing input files, writing staging files): the cores of the
 # 2-core machine recgen is sized for.
 WORKER_THREADS = 2
+# PostgreSQL: rows per slice of CSV fed to COPY, and the session advisory lock that is the job lock
+# ('recgen' in ASCII: any fixed 64-bit key other applications are unlikely to use).
+COPY_CHUNK_ROWS = 250_000
+ADVISORY_LOCK_KEY = 0x72656367656E
 
 # Paths. The default database is relative to the working directory; models, the embedded sample and the
 # lock live in the database's folder.
@@ -34,6 +38,8 @@ SAMPLE_SUBDIR = "sample"
 REPORT_SUBDIR = "report"
 LOCK_FILE = "recgen.lock"
 EMBEDDED_SAMPLE_SCALE = "small"
+# The optional extra that brings the PostgreSQL drivers, named in the error when they are missing.
+POSTGRES_EXTRA = "recgen[postgres]"
 
 # Every option of the CLI can come from an environment variable of this prefix (cron needs no wrapper script).
 ENV_PREFIX = "RECGEN"

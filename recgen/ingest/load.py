@@ -346,6 +346,11 @@ class _Load:
         cached = read_interaction_cache(self.conn.engine, eval_interactions.name)
         if cached is not None:
             return _pair_keys(cached["user_id"], cached["video_id"])
+        if self.conn.dialect.name == "postgresql":  # unchanged by this transaction: read as committed, by COPY
+            from recgen.store import postgres
+
+            stored = postgres.read_columns(self.conn.engine, eval_interactions.name, ("user_id", "video_id"))
+            return _pair_keys(stored["user_id"], stored["video_id"])
         cursor = self.conn.connection.dbapi_connection.cursor()
         cursor.execute(f"SELECT (user_id << 32) | video_id FROM {eval_interactions.name}")
         keys = np.fromiter(itertools.chain.from_iterable(cursor), dtype=np.int64)

@@ -34,8 +34,13 @@ def insert_frame(conn: Connection, table: Table, frame: pd.DataFrame) -> int:
     """Insert a DataFrame through the DB-API `executemany`, in chunks, inside the caller's transaction.
 
     The fastest way into SQLite from Python (pandas.to_sql and sqlite-utils' insert_all are 5-10x slower at
-    these sizes). Missing values (NaN, NA, None) become NULL. Returns the number of rows inserted.
+    these sizes). Missing values (NaN, NA, None) become NULL. Returns the number of rows inserted. Into
+    PostgreSQL: COPY instead (`postgres.copy_frame`).
     """
+    if conn.dialect.name == "postgresql":
+        from recgen.store import postgres
+
+        return postgres.copy_frame(conn, table, frame)
     columns = list(frame.columns)
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"  # sqlite3 vs psycopg
     placeholders = ", ".join([mark] * len(columns))
@@ -56,9 +61,13 @@ def replace_rows(conn: Connection, table: Table, frame: pd.DataFrame) -> int:
     and with their two indexes built about as fast as that raw insert alone (`insert_frame` plus the index
     builds: 0.4-0.5x). Otherwise (or without adbc-driver-sqlite): DELETE, secondary indexes dropped,
     `insert_frame`, indexes rebuilt, since a database builds an index over sorted keys several times faster
-    than it maintains one row by row.
+    than it maintains one row by row. Into PostgreSQL: TRUNCATE and COPY (`postgres.replace_table`).
     """
     frame = frame[[c.name for c in table.columns]]
+    if conn.dialect.name == "postgresql":
+        from recgen.store import postgres
+
+        return postgres.replace_table(conn, table, frame)
     database = _staged_database(conn) if len(frame) >= STAGE_MIN_ROWS else None
     if database is not None:
         return _copy_through_stage(conn, table, frame, database)
