@@ -120,6 +120,11 @@ def is_unavailable(exc: BaseException) -> bool:
     return state is None or state.startswith(_UNAVAILABLE_STATES)
 
 
+def server_message(exc: BaseException) -> str:
+    """The driver's own words for a database error, on one line (without SQLAlchemy's wrapping)."""
+    return " ".join(str(getattr(exc, "orig", None) or exc).split())
+
+
 def existing_engine(db: str | Path) -> Engine:
     """An engine for a database that must already hold recgen's tables (commands that only read it)."""
     path = sqlite_file(db)
