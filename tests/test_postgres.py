@@ -300,11 +300,13 @@ def test_a_bad_input_file_is_refused_as_on_sqlite_and_nothing_is_half_loaded(pub
     shutil.copytree(tiny_sample, data)
     folder = data / "KuaiRec 2.0" / "data"
     users = folder / USER_FEATURES  # a valid change, loaded before the bad file: a partial load would show it
-    users.write_text(users.read_text().replace(",full_active,", ",high_active,", 1))
+    profiles = users.read_text()
+    users.write_text(profiles.replace(",full_active,", ",high_active,", 1))
+    assert users.read_text() != profiles
     big = folder / BIG_MATRIX
     lines = big.read_text().splitlines(keepends=True)
-    lines[1:200] = [",".join(line.split(",")[:-1]) + ",-1\n" for line in lines[1:200]]  # watch_ratio < 0
-    big.write_text("".join(lines))
+    bad = [",".join(line.split(",")[:-1]) + ",-1\n" for line in lines]  # watch_ratio < 0
+    big.write_text("".join(lines[:1] + bad[1:200] + lines[200:]))
     tables = ("users", "train_interactions", "source_files", "rejected_rows")
     before = {t: pg_query(url, f"SELECT * FROM {t}") for t in tables}
 
@@ -316,6 +318,13 @@ def test_a_bad_input_file_is_refused_as_on_sqlite_and_nothing_is_half_loaded(pub
     assert errors[0] == errors[1] and len(errors[0]) == 1 and "big_matrix.csv" in errors[0][0]
     for table in tables:
         pd.testing.assert_frame_equal(pg_query(url, f"SELECT * FROM {table}"), before[table])
+
+    big.write_text("".join(lines[:1] + bad[1:2] + lines[2:]))  # one bad row: set aside, the rest loaded
+    loaded = run_cli("ingest", "--data-dir", str(data), "--db", url)
+    assert loaded.exit_code == 0, loaded.output
+    aside = pg_query(url, 'SELECT file, line, "column", value, reason FROM rejected_rows')
+    assert aside[["file", "line", "column", "value"]].values.tolist() == [[BIG_MATRIX, 2, "watch_ratio", "-1"]]
+    assert "out of range" in aside["reason"].iloc[0]
 
 
 def test_a_second_job_exits_75_and_the_server_going_away_fails_the_run_with_69(pg_copy, tiny_sample, tmp_path):

@@ -48,10 +48,10 @@ def copy_frame(conn: Connection, table: Table, frame: pd.DataFrame) -> int:
     Column names are the table's own (`table.c[...]` refuses any other). Each slice's CSV is encoded by a
     thread while the previous one is sent, so encoding and the server's parsing overlap.
     """
-    columns = [table.c[name].name for name in frame.columns]
+    columns = ", ".join(f'"{table.c[name].name}"' for name in frame.columns)  # quoted: `column` is reserved
     rows = _arrow_rows(table, frame)
     cursor = conn.connection.dbapi_connection.cursor()
-    with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN (FORMAT csv)") as copy:
+    with cursor.copy(f"COPY {table.name} ({columns}) FROM STDIN (FORMAT csv)") as copy:
         with ThreadPoolExecutor(max_workers=1) as encoder:
             pending = None
             for batch in rows.to_batches(COPY_CHUNK_ROWS):
