@@ -30,7 +30,15 @@ from recgen.constants import (
     STATUS_PUBLISHED,
     TOP_K,
 )
-from recgen.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, ConfigError, RecgenError
+from recgen.errors import (
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_UNAVAILABLE,
+    ConfigError,
+    RecgenError,
+    UnavailableError,
+    one_line,
+)
 from recgen.evaluation import evaluate, write_metrics
 from recgen.ingest import ingest
 from recgen.models import family
@@ -39,7 +47,7 @@ from recgen.progress import Reporter
 from recgen.report import start_report
 from recgen.sample import embedded_sample, is_synthetic
 from recgen.store import fts, runs
-from recgen.store.engine import checkpoint, get_engine, migrate, output_folder
+from recgen.store.engine import checkpoint, get_engine, is_unavailable, migrate, output_folder, server_message
 from recgen.store.lock import job_lock
 
 
@@ -54,6 +62,7 @@ class BatchOptions:
     sample_scale: str = EMBEDDED_SAMPLE_SCALE
     keep_runs: int = KEEP_RUNS
     max_rejected: float = MAX_REJECTED
+    artifacts: str | None = None  # where model files go: a folder every host can read, for a shared database
 
     @property
     def output_dir(self) -> Path:
@@ -62,7 +71,7 @@ class BatchOptions:
 
     @property
     def models_dir(self) -> Path:
-        return self.output_dir / MODELS_SUBDIR
+        return Path(self.artifacts) if self.artifacts else self.output_dir / MODELS_SUBDIR
 
     @property
     def sample_dir(self) -> Path:
@@ -117,9 +126,12 @@ def run_batch(options: BatchOptions, reporter: Reporter | None = None) -> RunSum
         try:
             summary = _run_stages(engine, run, source, options, reporter)
         except BaseException as exc:  # Ctrl-C and SIGTERM too: the run must not stay 'running'
-            run.fail(_describe(exc), _exit_code(exc))
+            _record_failure(run, exc, log)
+            why = f"run {run.id} failed after {time.perf_counter() - started:.1f} s"
+            if is_unavailable(exc):
+                raise UnavailableError(f"{why}: the database server is unavailable: {server_message(exc)}") from exc
             if isinstance(exc, RecgenError):  # its one line is the run's summary: status, id, duration, why
-                exc.args = (f"run {run.id} failed after {time.perf_counter() - started:.1f} s: {exc}",)
+                exc.args = (f"{why}: {exc}",)
             raise
         summary.seconds = time.perf_counter() - started
         summary.synthetic = synthetic
@@ -198,6 +210,17 @@ def _train_or_reload(engine, chosen, inputs, fingerprint, options: BatchOptions,
     )
 
 
+def _record_failure(run: runs.RunRecord, exc: BaseException, log) -> None:
+    """Mark the run failed; if the database cannot be reached any more, it stays 'running' and the next
+    start marks it abandoned."""
+    try:
+        run.fail(_describe(exc), _exit_code(exc))
+    except Exception as unrecorded:
+        if not is_unavailable(unrecorded):
+            raise
+        log(f"the run could not be marked failed ({one_line(unrecorded)}): the next run will mark it abandoned")
+
+
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted (Ctrl-C)"
@@ -209,6 +232,8 @@ def _describe(exc: BaseException) -> str:
 def _exit_code(exc: BaseException) -> int:
     if isinstance(exc, RecgenError):
         return exc.exit_code
+    if is_unavailable(exc):
+        return EXIT_UNAVAILABLE
     if isinstance(exc, KeyboardInterrupt):
         return EXIT_INTERRUPTED
     if isinstance(exc, SystemExit) and isinstance(exc.code, int):

@@ -35,6 +35,7 @@ from recgen.errors import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
     EXIT_TERMINATED,
+    EXIT_UNAVAILABLE,
     EXIT_USAGE,
     RecgenError,
     one_line,
@@ -121,6 +122,12 @@ def _is_storage_error(exc: Exception) -> bool:
     return isinstance(cause, sqlite3.DatabaseError) and any(text in str(cause).lower() for text in _STORAGE_ERRORS)
 
 
+def _is_server_unavailable(exc: Exception) -> bool:
+    from recgen.store.engine import is_unavailable
+
+    return is_unavailable(exc)
+
+
 class _Group(click.Group):
     """Exit codes from the documented table: usage errors 64 (click's default is 2), bugs 70."""
 
@@ -137,6 +144,11 @@ class _Group(click.Group):
             exc.show()
             sys.exit(exc.exit_code)
         except Exception as exc:
+            if _is_server_unavailable(exc):  # the database server, not recgen, is the problem: one line, 69
+                from recgen.store.engine import server_message
+
+                click.echo(f"Error: the database server is unavailable: {server_message(exc)}", err=True)
+                sys.exit(EXIT_UNAVAILABLE)
             if _is_storage_error(exc):  # the database file, not recgen, is the problem: one line, 73
                 click.echo(f"Error: cannot use the database: {one_line(getattr(exc, 'orig', exc))}", err=True)
                 sys.exit(EXIT_CANT_CREATE)
@@ -221,8 +233,16 @@ def cli(ctx, quiet, log_format) -> None:
     help="Published runs whose recommendations and metrics are kept; older ones are removed by the same job.",
 )
 @MAX_REJECTED_OPTION
+@click.option(
+    "--artifacts",
+    envvar=env("ARTIFACTS"),
+    show_envvar=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the saved models, one every host running the job can read (for a shared database)  "
+    "[default: models/ beside a SQLite file, else output/models].",
+)
 @_expected_failures
-def run_batch(db, data_dir, retrain, model_name, k, seed, sample_scale, keep_runs, max_rejected) -> None:
+def run_batch(db, data_dir, retrain, model_name, k, seed, sample_scale, keep_runs, max_rejected, artifacts) -> None:
     """Run the nightly job: ingest, features, train or reload, recommend, evaluate, publish.
 
     Example:
@@ -243,6 +263,7 @@ def run_batch(db, data_dir, retrain, model_name, k, seed, sample_scale, keep_run
         sample_scale=sample_scale,
         keep_runs=keep_runs,
         max_rejected=max_rejected,
+        artifacts=str(artifacts) if artifacts else None,
     )
     reporter = _reporter()
     summary = run_batch(options, reporter)
@@ -370,6 +391,25 @@ def evaluate_command(db, run_id) -> None:
         raise MissingInputError(f"no metrics for {'run ' + str(run_id) if run_id else 'any published run'} in {db}")
     click.echo(f"run {found}")
     click.echo(table.to_string(float_format=lambda v: f"{v:.4f}", na_rep="-"))
+
+
+@cli.command("export-sqlite")
+@DB_OPTION
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@_expected_failures
+def export_sqlite_command(db, out) -> None:
+    """Write the latest published run and its inputs into a SQLite file that `datasette OUT` serves.
+
+    For a PostgreSQL database, which Datasette cannot open: the same metadata, pages and canned queries.
+
+    Example:
+
+        recgen export-sqlite --db postgresql://recgen@db-host/recgen /srv/datasette/recs.db
+    """
+    from recgen.store.export import export_sqlite
+
+    export = export_sqlite(db, out, _log)
+    click.echo(f"wrote run {export.run_id} to {export.path} ({sum(export.rows.values()):,} rows): datasette {out}")
 
 
 @cli.command()

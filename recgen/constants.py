@@ -23,6 +23,10 @@ STAGE_SUFFIX = ".stage-"  # staging files are named <database>.stage-<pid>-<n>-<
 # transaction ends, and SQLite attaches at most 10 databases.
 STAGE_ROWS_PER_WRITER = 1_000_000
 MAX_STAGE_FILES = 8
+# PostgreSQL: rows per slice of CSV fed to COPY, and the session advisory lock that is the job lock
+# ('recgen' in ASCII: any fixed 64-bit key other applications are unlikely to use).
+COPY_CHUNK_ROWS = 250_000
+ADVISORY_LOCK_KEY = 0x72656367656E
 
 # Paths. The default database is relative to the working directory; models, the embedded sample and the
 # lock live in the database's folder.
@@ -33,6 +37,8 @@ SAMPLE_SUBDIR = "sample"
 REPORT_SUBDIR = "report"
 LOCK_FILE = "recgen.lock"
 EMBEDDED_SAMPLE_SCALE = "small"
+# The optional extra that brings the PostgreSQL drivers, named in the error when they are missing.
+POSTGRES_EXTRA = "recgen[postgres]"
 
 # Every option of the CLI can come from an environment variable of this prefix (cron needs no wrapper script).
 ENV_PREFIX = "RECGEN"

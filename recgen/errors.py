@@ -6,6 +6,7 @@
 | 64 | usage: bad option or argument |
 | 65 | bad data: a file is present but its content is wrong |
 | 66 | missing input: a data folder, file or run does not exist |
+| 69 | the database server is unavailable (cannot connect, or the connection broke mid-run) |
 | 70 | internal error (a bug: please report it with the traceback) |
 | 73 | cannot write output (database or model folder) |
 | 75 | another recgen job holds the lock |
@@ -16,6 +17,7 @@
 EXIT_USAGE = 64
 EXIT_DATA = 65
 EXIT_NO_INPUT = 66
+EXIT_UNAVAILABLE = 69
 EXIT_INTERNAL = 70
 EXIT_CANT_CREATE = 73
 EXIT_LOCKED = 75
@@ -46,6 +48,12 @@ class OutputError(RecgenError):
     """The database or the model folder cannot be written."""
 
     exit_code = EXIT_CANT_CREATE
+
+
+class UnavailableError(RecgenError):
+    """The database server cannot be reached, or the connection to it broke."""
+
+    exit_code = EXIT_UNAVAILABLE
 
 
 class ConfigError(RecgenError):

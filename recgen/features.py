@@ -119,6 +119,10 @@ def load_interactions(engine: Engine, catalog: Catalog, table: str = "train_inte
 
 
 def _read_columns(engine: Engine, table: str, columns: tuple[str, ...]) -> dict[str, np.ndarray]:
+    if engine.dialect.name == "postgresql":  # binary COPY into Arrow: no Python object per row
+        from recgen.store import postgres
+
+        return postgres.read_columns(engine, table, columns)
     # A raw DB-API cursor into numpy is faster than read_sql for millions of rows of plain numbers;
     # rowid order is the table order (the order the rows were loaded in).
     with engine.connect() as conn:
@@ -137,7 +141,9 @@ def seed_video_features(engine: Engine, catalog: Catalog) -> tuple[np.ndarray, t
     Videos without daily statistics get the median of each feature before scaling (so they sit at the
     centre of the distribution rather than at an extreme).
     """
-    means = ", ".join(f"avg({name}) AS {name}" for name in SEED_DAILY_MEANS)
+    # PostgreSQL's avg of integers is NUMERIC (Decimal in pandas); over doubles it is the double SQLite returns.
+    cast = "CAST({} AS DOUBLE PRECISION)" if engine.dialect.name == "postgresql" else "{}"
+    means = ", ".join(f"avg({cast.format(name)}) AS {name}" for name in SEED_DAILY_MEANS)
     with engine.connect() as conn:
         daily = pd.read_sql_query(
             text(f"SELECT video_id, {means}, avg(video_duration) AS daily_duration FROM video_daily GROUP BY video_id"),

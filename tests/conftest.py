@@ -35,23 +35,45 @@ REAL_FILES_MD5 = {  # kuairec/README.md: the genuine files, whose exact counts t
 }
 
 
+# The PostgreSQL tests run against $RECGEN_TEST_POSTGRES_URL (a server CI starts), else a throwaway server
+# the fixture `postgres_server` starts from the PostgreSQL binaries it finds; without either they skip. Tests
+# using it are marked `postgres` (`pytest -m "not postgres"` leaves them out). RECGEN_REQUIRE_SERVICES=1
+# (CI) turns a skip of one of them into a failure.
+POSTGRES_SETTING = "RECGEN_TEST_POSTGRES_URL"
+REQUIRE_SERVICES_SETTING = "RECGEN_REQUIRE_SERVICES"
+# fixture -> marker: a test requesting the fixture (directly or through another) gets the marker
+SERVICE_MARKERS = {"real_kuairec_files": "real_kuairec", "postgres_server": "postgres"}
+
+
 def pytest_collection_modifyitems(items):
-    """A test needs the real files exactly when it requests the fixture: it is marked so (`-m real_kuairec`)."""
+    """A test needs the real files or a server exactly when it requests the fixture: it is marked so
+    (`-m real_kuairec`, `-m postgres`)."""
     for item in items:
-        if "real_kuairec_files" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.real_kuairec)
+        for fixture, marker in SERVICE_MARKERS.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(getattr(pytest.mark, marker))
+
+
+def _required(item) -> str | None:
+    """The setting that says this test must not skip, if one is set."""
+    if item.get_closest_marker("real_kuairec") and os.environ.get(REAL_FILES_SETTING):
+        return f"{REAL_FILES_SETTING}={os.environ[REAL_FILES_SETTING]}"
+    if item.get_closest_marker("postgres") and os.environ.get(REQUIRE_SERVICES_SETTING) == "1":
+        return f"{REQUIRE_SERVICES_SETTING}=1"
+    return None
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    """With RECGEN_KUAIREC_FILES set, a skipped real-file test fails: CI must never lose them silently."""
+    """With RECGEN_KUAIREC_FILES set, a skipped real-file test fails, and with RECGEN_REQUIRE_SERVICES=1 a
+    skipped PostgreSQL test: CI must never lose them silently."""
     outcome = yield
     report = outcome.get_result()
-    required = os.environ.get(REAL_FILES_SETTING)
-    if required and report.skipped and not hasattr(report, "wasxfail") and item.get_closest_marker("real_kuairec"):
+    required = _required(item)
+    if required and report.skipped and not hasattr(report, "wasxfail"):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
-        report.longrepr = f"{REAL_FILES_SETTING}={required} is set, so this real-file test must run: {reason}"
+        report.longrepr = f"{required} is set, so this test must run: {reason}"
 
 
 @pytest.fixture(scope="session")
@@ -67,6 +89,26 @@ def real_kuairec_files() -> Path:
         if hashlib.md5((folder / name).read_bytes()).hexdigest() != md5:
             pytest.fail(f"{folder / name} is not the real KuaiRec 2.0 file (md5 differs from {md5})")
     return folder
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A base URL (`postgresql://...`) of a PostgreSQL server the tests may create databases on."""
+    setting = os.environ.get(POSTGRES_SETTING)
+    try:
+        import adbc_driver_postgresql.dbapi  # noqa: F401
+        import psycopg  # noqa: F401
+    except ImportError as exc:
+        pytest.skip(f"the PostgreSQL drivers are not installed ({exc.name}): pip install -e '.[postgres]'")
+    if setting:
+        yield setting
+        return
+    from pg_server import find_binaries, throwaway_server
+
+    if find_binaries() is None:
+        pytest.skip(f"no PostgreSQL server: set {POSTGRES_SETTING}, or install PostgreSQL (initdb not found)")
+    with throwaway_server() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -252,7 +252,7 @@ def test_a_database_path_is_taken_literally(tmp_path, name):
 
 # ---------------------------------------------------------------- (c) static check: SQL text is never built from input
 
-SQL_SINKS = {"execute", "executemany", "executescript", "exec_driver_sql", "read_sql", "read_sql_query"}
+SQL_SINKS = {"execute", "executemany", "executescript", "exec_driver_sql", "read_sql", "read_sql_query", "copy"}
 # SQLAlchemy Core constructs: their values become bound parameters.
 SQLALCHEMY_BUILDERS = {"select", "insert", "update", "delete", "bindparam"}
 RECEIVER_ONLY = {  # a method whose result is as safe as its receiver, whatever its arguments

@@ -69,9 +69,10 @@ CATALOGUE_FILES = (USER_FEATURES, *VIDEO_FILES)
 CHECKED_AGAINST = {BIG_MATRIX: (SMALL_MATRIX,)}
 _LATEST_DAILY = ["author_id", "upload_dt", "upload_type", "video_type", "music_id", "video_tag_id", "video_tag_name"]
 # Videos whose daily rows never give a duration; their duration comes from the interaction logs instead.
+# NOT EXISTS, not NOT IN: PostgreSQL runs NOT IN over a subquery larger than work_mem row by row.
 _NO_DAILY_DURATION = (
-    "SELECT video_id FROM videos WHERE video_id NOT IN "
-    "(SELECT video_id FROM video_daily WHERE video_duration IS NOT NULL)"
+    "SELECT video_id FROM videos AS v WHERE NOT EXISTS "
+    "(SELECT 1 FROM video_daily AS d WHERE d.video_id = v.video_id AND d.video_duration IS NOT NULL)"
 )
 
 
@@ -347,6 +348,11 @@ class _Load:
         cached = read_interaction_cache(self.conn.engine, eval_interactions.name)
         if cached is not None:
             return _pair_keys(cached["user_id"], cached["video_id"])
+        if self.conn.dialect.name == "postgresql":  # unchanged by this transaction: read as committed, by COPY
+            from recgen.store import postgres
+
+            stored = postgres.read_columns(self.conn.engine, eval_interactions.name, ("user_id", "video_id"))
+            return _pair_keys(stored["user_id"], stored["video_id"])
         cursor = self.conn.connection.dbapi_connection.cursor()
         cursor.execute(f"SELECT (user_id << 32) | video_id FROM {eval_interactions.name}")
         keys = np.fromiter(itertools.chain.from_iterable(cursor), dtype=np.int64)

@@ -49,7 +49,7 @@ def train_or_reload(
     log = reporter.log
     key = chosen.key()
     if retrain != RETRAIN_ALWAYS:
-        found = _reusable(engine, chosen.name, key, None if retrain == RETRAIN_NEVER else fingerprint, warn)
+        found = _reusable(engine, chosen.name, key, None if retrain == RETRAIN_NEVER else fingerprint, models_dir, warn)
         if found is not None:
             log(f"reloaded {chosen.name} model {found.model_id} (data and settings unchanged)")
             return found
@@ -80,8 +80,13 @@ def train_or_reload(
     return SavedModel(keras_model, int(model_id), trained=True)
 
 
-def _reusable(engine: Engine, name: str, key: str, fingerprint: str | None, warn: Log) -> SavedModel | None:
-    """The newest saved model with these settings (and data), if its file is intact; None otherwise."""
+def _reusable(
+    engine: Engine, name: str, key: str, fingerprint: str | None, models_dir: Path, warn: Log
+) -> SavedModel | None:
+    """The newest saved model with these settings (and data), if its file is intact; None otherwise.
+
+    The file is looked for where it was saved, else under the same name in `models_dir`: a shared
+    artifacts folder may be mounted elsewhere on this host. Either way its SHA-256 must match."""
     query = select(models.c.id, models.c.path, models.c.sha256).where(
         models.c.name == name, models.c.settings_key == key
     )
@@ -92,6 +97,8 @@ def _reusable(engine: Engine, name: str, key: str, fingerprint: str | None, warn
     if row is None:
         return None
     path = Path(row.path)
+    if not path.is_file() and (models_dir / path.name).is_file():
+        path = models_dir / path.name
     if not path.is_file() or file_sha256(path) != row.sha256:
         warn(f"saved {name} model {row.id} at {path} is missing or changed (sha256 mismatch); retrained")
         return None

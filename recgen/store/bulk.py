@@ -35,8 +35,13 @@ def insert_frame(conn: Connection, table: Table, frame: pd.DataFrame) -> int:
     """Insert a DataFrame through the DB-API `executemany`, in chunks, inside the caller's transaction.
 
     Faster into SQLite than pandas.to_sql or sqlite-utils' insert_all at these sizes. Missing values (NaN,
-    NA, None) become NULL. Returns the number of rows inserted.
+    NA, None) become NULL. Returns the number of rows inserted. Into PostgreSQL: COPY instead
+    (`postgres.copy_frame`).
     """
+    if conn.dialect.name == "postgresql":
+        from recgen.store import postgres
+
+        return postgres.copy_frame(conn, table, frame)
     columns = list(frame.columns)
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"  # sqlite3 vs psycopg
     placeholders = ", ".join([mark] * len(columns))
@@ -56,9 +61,13 @@ def replace_rows(conn: Connection, table: Table, frame: pd.DataFrame) -> int:
     faster than any `executemany` (the figures are in docs/benchmarks.md). Otherwise (or without
     adbc-driver-sqlite): DELETE, secondary indexes dropped,
     `insert_frame`, indexes rebuilt, since a database builds an index over sorted keys several times faster
-    than it maintains one row by row.
+    than it maintains one row by row. Into PostgreSQL: TRUNCATE and COPY (`postgres.replace_table`).
     """
     frame = frame[[c.name for c in table.columns]]
+    if conn.dialect.name == "postgresql":
+        from recgen.store import postgres
+
+        return postgres.replace_table(conn, table, frame)
     database = _staged_database(conn) if len(frame) >= STAGE_MIN_ROWS else None
     if database is not None:
         return _copy_through_stage(conn, table, frame, database)

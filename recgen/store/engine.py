@@ -12,8 +12,8 @@ from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, make_url
 
-from recgen.constants import OUTPUT_DIR
-from recgen.errors import MissingInputError, OutputError
+from recgen.constants import OUTPUT_DIR, POSTGRES_EXTRA
+from recgen.errors import ConfigError, MissingInputError, OutputError
 from recgen.store.schema import VIEWS
 
 # Installed wheels carry the migrations as recgen/migrations; a source checkout has them at the top level.
@@ -24,13 +24,25 @@ MIGRATIONS_DIR = next(
 )
 
 
+# A PostgreSQL URL without a driver (`postgresql://`, `postgres://`) means psycopg 3, the one recgen ships.
+_POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+POSTGRES_DRIVER = "postgresql+psycopg"
+
+
 def database_url(db: str | Path) -> str | URL:
     """A SQLAlchemy URL from a URL (`postgresql://...`) or a file path, taken literally: a `?` or `%41` in
     a folder name is part of the path, not URL syntax."""
     text_db = str(db)
+    for scheme in _POSTGRES_SCHEMES:
+        if text_db.startswith(scheme):
+            return f"{POSTGRES_DRIVER}://{text_db.removeprefix(scheme)}"
     if "://" in text_db:
         return text_db
     return URL.create("sqlite", database=str(Path(text_db)))
+
+
+def is_postgres_url(db: str | Path) -> bool:
+    return make_url(database_url(db)).get_backend_name() == "postgresql"
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -65,10 +77,52 @@ def get_engine(db: str | Path) -> Engine:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise OutputError(f"cannot create the database folder for {path}: {exc}") from exc
+    if url.get_backend_name() == "postgresql":
+        return _postgres_engine(url)
     engine = create_engine(url)
     if url.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _postgres_engine(url: URL) -> Engine:
+    """An engine for a PostgreSQL URL; ConfigError naming the extra when its drivers are not installed."""
+    try:
+        import adbc_driver_postgresql.dbapi  # noqa: F401  (bulk reads; imported here only to check it is there)
+
+        return create_engine(url)
+    except ImportError as exc:
+        raise ConfigError(
+            f"{url.render_as_string()} is a PostgreSQL database, whose drivers are not installed "
+            f"({exc.name} missing): pip install '{POSTGRES_EXTRA}'"
+        ) from None
+
+
+# SQLSTATEs of a connection that failed or broke: class 08, and the server shutting down or starting up.
+_UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03")
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says the database server cannot be reached or the connection to it broke, as opposed
+    to a bug in a statement: a disconnect SQLAlchemy detected, or a driver error without a server SQLSTATE
+    (the client's own: refused, timed out, closed) or with a connection one."""
+    from sqlalchemy.exc import DBAPIError
+
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        exc = exc.orig
+    if type(exc).__module__.split(".")[0] not in ("psycopg", "adbc_driver_manager"):
+        return False
+    if type(exc).__name__ != "OperationalError" and type(exc).__module__ != "psycopg.errors":
+        return False
+    state = getattr(exc, "sqlstate", None)
+    return state is None or state.startswith(_UNAVAILABLE_STATES)
+
+
+def server_message(exc: BaseException) -> str:
+    """The driver's own words for a database error, on one line (without SQLAlchemy's wrapping)."""
+    return " ".join(str(getattr(exc, "orig", None) or exc).split())
 
 
 def existing_engine(db: str | Path) -> Engine:

@@ -1,4 +1,8 @@
-"""One job at a time per database: an exclusive lock beside it that the kernel releases on any exit."""
+"""One job at a time per database: an exclusive lock that is released on any exit, kill -9 included.
+
+A SQLite file's lock is a kernel flock on a file beside it; a PostgreSQL database's is a session advisory
+lock on its server (`postgres.advisory_lock`), which holds across hosts.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from pathlib import Path
 
 from recgen.constants import LOCK_FILE
 from recgen.errors import LockedError
-from recgen.store.engine import output_folder
+from recgen.store.engine import get_engine, is_postgres_url, output_folder
 
 
 def lock_path(db: str | Path) -> Path:
@@ -19,7 +23,13 @@ def lock_path(db: str | Path) -> Path:
 
 @contextmanager
 def job_lock(db: str | Path) -> Iterator[None]:
-    """Hold `db`'s job lock (a kernel flock, released even on kill -9); LockedError if another job holds it."""
+    """Hold `db`'s job lock (released even on kill -9); LockedError if another job holds it."""
+    if is_postgres_url(db):
+        from recgen.store import postgres
+
+        with postgres.advisory_lock(get_engine(db)):
+            yield
+        return
     path = lock_path(db)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as handle:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Connection, Engine, delete, func, select, update
 
 from recgen.constants import STATUS_FAILED, STATUS_PUBLISHED, STATUS_RUNNING
 from recgen.store.engine import utc_now
@@ -33,6 +33,10 @@ class RunRecord:
         with engine.begin() as conn:
             inserted = conn.execute(runs.insert().values(started_at=utc_now(), status=STATUS_RUNNING, **values))
             self.id = int(inserted.inserted_primary_key[0])
+            if conn.dialect.name == "postgresql":
+                from recgen.store import postgres
+
+                postgres.create_run_partitions(conn, self.id)
 
     def warn(self, message: str) -> None:
         self.warnings.append(message)
@@ -85,12 +89,25 @@ def latest_published_run(engine: Engine) -> int | None:
         return conn.execute(select(func.max(runs.c.id)).where(runs.c.status == STATUS_PUBLISHED)).scalar()
 
 
+def _remove(conn: Connection, stale: list[int]) -> str:
+    """Remove the stale runs' outputs; says what went."""
+    if conn.dialect.name == "postgresql":
+        from recgen.store import postgres
+
+        dropped = postgres.drop_run_partitions(conn, stale)
+        removed = conn.execute(delete(run_metrics).where(run_metrics.c.run_id.in_(stale))).rowcount
+        return f"{dropped} partitions and {removed:,} rows"
+    removed = sum(conn.execute(delete(t).where(t.c.run_id.in_(stale))).rowcount for t in RUN_OUTPUTS)
+    return f"{removed:,} rows"
+
+
 def prune(engine: Engine, keep_runs: int, log: Log) -> None:
     """Retention: only the `keep_runs` newest published runs keep their recommendations and metrics.
 
     Failed runs' partial outputs go at once. The `runs` rows stay (with `pruned_at` set) as the job's
     history. Model files no kept run uses and that are not the newest of their family and settings are
-    deleted too. SQLite reuses the freed pages for the next nights' rows, so the file stops growing.
+    deleted too. SQLite reuses the freed pages for the next nights' rows, so the file stops growing; on
+    PostgreSQL the runs' partitions of recommendations and user_metrics are dropped, their rows not deleted.
     """
     with engine.begin() as conn:
         kept = select(runs.c.id).where(runs.c.status == STATUS_PUBLISHED).order_by(runs.c.id.desc()).limit(keep_runs)
@@ -101,9 +118,9 @@ def prune(engine: Engine, keep_runs: int, log: Log) -> None:
             if row.id not in kept_ids and row.status != STATUS_RUNNING
         ]
         if stale:
-            removed = sum(conn.execute(delete(t).where(t.c.run_id.in_(stale))).rowcount for t in RUN_OUTPUTS)
             conn.execute(update(runs).where(runs.c.id.in_(stale)).values(pruned_at=utc_now()))
-            log(f"retention: kept the last {keep_runs} published run(s); removed {removed:,} rows of {len(stale)} more")
+            removed = _remove(conn, stale)
+            log(f"retention: kept the last {keep_runs} published run(s); removed {removed} of {len(stale)} more")
         newest = select(func.max(models.c.id)).group_by(models.c.name, models.c.settings_key)
         used = select(runs.c.model_id).where(runs.c.id.in_(kept_ids))
         retired = conn.execute(

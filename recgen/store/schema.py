@@ -5,6 +5,7 @@ descriptions (`comment=`) as metadata, so what an analyst reads is what the code
 """
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Float,
@@ -31,8 +32,12 @@ NAMING_CONVENTION = {
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+# SQLite's INTEGER is 64-bit; PostgreSQL's is not (KuaiRec's music ids pass 2**31): BIGINT there (migration 0003).
+INTEGER = Integer().with_variant(BigInteger(), "postgresql")
+
+
 def _col(name: str, type_, comment: str, *args, **kw) -> Column:
-    return Column(name, type_, *args, comment=comment, **kw)
+    return Column(name, INTEGER if type_ is Integer else type_, *args, comment=comment, **kw)
 
 
 # ---------------------------------------------------------------- inputs (loaded from the KuaiRec CSVs)
@@ -321,6 +326,7 @@ recommendations = Table(
     _col("score", Float, "Model score; higher is better (predicted watch ratio for the seed model)", nullable=False),
     _col("source", String, "Which path produced the row: model, content or popularity", nullable=False),
     comment="Top-k recommendations per user per run; read the latest published run through latest_recommendations.",
+    postgresql_partition_by="LIST (run_id)",  # one partition per run on PostgreSQL (migration 0003)
 )
 
 user_metrics = Table(
@@ -339,7 +345,11 @@ user_metrics = Table(
     _col("rmse", Float, "Root mean squared error of predicted vs actual watch ratio (ratio; NULL if not a predictor)"),
     _col("spearman", Float, "Rank correlation of score and watch ratio over the user's videos (-1..1)"),
     comment="Per-user evaluation of a run's model on the fully observed matrix, at k = runs.k.",
+    postgresql_partition_by="LIST (run_id)",
 )
+
+# On PostgreSQL each run's rows of these tables live in a partition of their own, which retention drops.
+PARTITIONED_TABLES = (recommendations, user_metrics)
 
 run_metrics = Table(
     "run_metrics",
