@@ -48,7 +48,7 @@ from recgen.report import start_report
 from recgen.sample import embedded_sample, is_synthetic
 from recgen.store import fts, runs
 from recgen.store.engine import checkpoint, get_engine, is_unavailable, migrate, output_folder, server_message
-from recgen.store.lock import job_lock
+from recgen.store.lock import HeldLock, job_lock
 
 
 @dataclass
@@ -108,7 +108,7 @@ def run_batch(options: BatchOptions, reporter: Reporter | None = None) -> RunSum
     log = reporter.log
     options.check()
     engine = get_engine(options.db)
-    with job_lock(options.db):
+    with job_lock(options.db) as lock:
         migrate(engine)
         runs.fail_abandoned_runs(engine)
         remove_partial_files(options.models_dir, log)
@@ -124,7 +124,7 @@ def run_batch(options: BatchOptions, reporter: Reporter | None = None) -> RunSum
         log(f"run {run.id} started")
         started = time.perf_counter()
         try:
-            summary = _run_stages(engine, run, source, options, reporter)
+            summary = _run_stages(engine, run, source, options, reporter, lock)
         except BaseException as exc:  # Ctrl-C and SIGTERM too: the run must not stay 'running'
             _record_failure(run, exc, log)
             why = f"run {run.id} failed after {time.perf_counter() - started:.1f} s"
@@ -138,7 +138,9 @@ def run_batch(options: BatchOptions, reporter: Reporter | None = None) -> RunSum
         return summary
 
 
-def _run_stages(engine: Engine, run: runs.RunRecord, source: Path, options: BatchOptions, reporter: Reporter):
+def _run_stages(
+    engine: Engine, run: runs.RunRecord, source: Path, options: BatchOptions, reporter: Reporter, lock: HeldLock
+):
     chosen = family(options.model, options.seed)
     with run.stage("ingest"):
         ingested = ingest(engine, source, max_rejected=options.max_rejected, progress=reporter)
@@ -166,6 +168,7 @@ def _run_stages(engine: Engine, run: runs.RunRecord, source: Path, options: Batc
         with engine.begin() as conn:
             write_metrics(conn, run.id, evaluation)
     reporter.log(f"publishing run {run.id}")
+    lock.verify()  # a job whose lock was lost (its database session ended) must not publish
     run.publish(
         n_users=lists.n_users,
         n_videos=len(inputs.catalog.video_ids),

@@ -24,10 +24,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 from sqlalchemy import Boolean, Connection, Engine, Float, Integer, Table, create_engine, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from recgen.constants import ADVISORY_LOCK_KEY, COPY_CHUNK_ROWS
-from recgen.errors import LockedError
+from recgen.errors import LockedError, UnavailableError, one_line
 from recgen.store.schema import PARTITIONED_TABLES
 
 # Without these a sequential scan may start where another one is (synchronised scans) or be split among
@@ -167,8 +168,23 @@ def drop_run_partitions(conn: Connection, run_ids: list[int]) -> int:
 # ---------------------------------------------------------------- the job lock
 
 
+class _SessionLock:
+    """The advisory lock held by one session: lost if the server ends that session."""
+
+    def __init__(self, conn: Connection):
+        self.conn = conn
+
+    def verify(self) -> None:
+        try:
+            self.conn.execute(text("SELECT 1"))
+        except DBAPIError as exc:
+            raise UnavailableError(
+                f"the job lock was lost: the database server ended the session that held it ({one_line(exc.orig)})"
+            ) from exc
+
+
 @contextlib.contextmanager
-def advisory_lock(engine: Engine) -> Iterator[None]:
+def advisory_lock(engine: Engine) -> Iterator[_SessionLock]:
     """Hold the database's recgen job lock for the duration: LockedError if another session holds it.
 
     The lock's session is a connection of its own, outside the pool (closing it ends the session and so
@@ -181,6 +197,6 @@ def advisory_lock(engine: Engine) -> Iterator[None]:
             if not held:
                 name = engine.url.database
                 raise LockedError(f"another recgen job is running (PostgreSQL advisory lock held on database {name})")
-            yield
+            yield _SessionLock(conn)
     finally:
         lock_engine.dispose()
