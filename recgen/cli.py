@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import signal
 import sys
 import traceback
@@ -93,9 +94,21 @@ def _expected_failures(func):
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
-            sys.exit(EXIT_INTERRUPTED)
+            _leave_now(EXIT_INTERRUPTED)
+        except SystemExit as exc:
+            if exc.code == EXIT_TERMINATED:
+                _leave_now(EXIT_TERMINATED)
+            raise
 
     return wrapper
+
+
+def _leave_now(code: int) -> None:
+    """Exit at once with `code` (the run is already marked failed): tearing down the interpreter while
+    TensorFlow's worker threads are still busy with the stopped step can abort the process on its way out."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _raise_on_sigterm(signum, frame):
