@@ -341,20 +341,63 @@ def ingest(db, data_dir, force, max_rejected) -> None:
 
 @cli.command()
 @click.argument("out_dir", type=click.Path(path_type=Path))
-@click.option("--scale", type=click.Choice(SAMPLE_SCALES), default="tiny", show_default=True, help="Sample size.")
+@click.option(
+    "--scale",
+    type=click.Choice(SAMPLE_SCALES),
+    default="tiny",
+    show_default=True,
+    help="Sample size: the real dataset's (full) or smaller ones at its densities.",
+)
+@click.option(
+    "--users",
+    type=click.IntRange(min=1),
+    help="Custom size, with --videos: users in big_matrix, each with as many rows as a KuaiRec user.",
+)
+@click.option("--videos", type=click.IntRange(min=1), help="Custom size, with --users: videos in the catalogue.")
+@click.option(
+    "--small-users",
+    type=click.IntRange(min=1),
+    help="Users of the fully observed small_matrix (custom sizes)  [default: 1,411, at most 19.7% of --users]",
+)
+@click.option(
+    "--small-videos",
+    type=click.IntRange(min=1),
+    help="Videos of the fully observed small_matrix (custom sizes)  [default: 3,327, at most 31% of --videos]",
+)
 @click.option("--seed", type=int, default=SEED, show_default=True, help="Generator seed.")
+@click.pass_context
 @_expected_failures
-def sample(out_dir, scale, seed) -> None:
+def sample(ctx, out_dir, scale, users, videos, small_users, small_videos, seed) -> None:
     """Write a synthetic KuaiRec 2.0 dataset (all seven CSVs, real format) with a planted ground truth.
+
+    A named --scale, or any size with --users and --videos (rows per user as in KuaiRec). big_matrix is
+    written in chunks: memory does not grow with users x videos (docs/synthetic.md).
 
     Example:
 
         recgen sample /tmp/kuairec --scale small --seed 7
-    """
-    from recgen.sample import generate_sample
 
-    data_dir = generate_sample(out_dir, scale=scale, seed=seed, progress=_log)
-    click.echo(f"wrote a {scale} synthetic sample to {data_dir}")
+        recgen sample /tmp/kuairec-200k --users 200000 --videos 100000
+    """
+    from recgen.errors import ConfigError
+    from recgen.sample import custom_scale, generate_sample
+
+    if users is None and videos is None:
+        if small_users is not None or small_videos is not None:
+            raise click.UsageError("--small-users and --small-videos need --users and --videos")
+        size, what = scale, scale
+    elif ctx.get_parameter_source("scale") is not click.core.ParameterSource.DEFAULT:
+        raise click.UsageError("--scale and --users/--videos are mutually exclusive: choose one")
+    elif users is None or videos is None:
+        raise click.UsageError("--users and --videos go together: give both")
+    else:
+        try:
+            size = custom_scale(users, videos, small_users, small_videos)
+        except ConfigError as exc:
+            raise click.UsageError(str(exc)) from None
+        what = f"{users:,} x {videos:,}"
+    data_dir = generate_sample(out_dir, scale=size, seed=seed, progress=_reporter())
+    click.echo(f"wrote a {what} synthetic sample to {data_dir}")
 
 
 @cli.command()

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import run_cli
 from handwritten import (
     CAPTION_HEADER,
     DAILY_HEADER,
@@ -24,14 +25,18 @@ from recgen.constants import (
     ITEM_CATEGORIES,
     ITEM_DAILY_FEATURES,
     KUAIREC_FILES,
+    SEED,
     SMALL_MATRIX,
     SOCIAL_NETWORK,
     USER_FEATURES,
 )
 from recgen.errors import ConfigError
+from recgen.sample import custom_scale
 from recgen.sample.csv_format import float_text
 from recgen.sample.generate import generate_sample
-from recgen.sample.params import SCALES
+from recgen.sample.interactions import BIG_CHUNK_CELLS, BIG_CHUNK_USERS, _top_pairs, big_chunk_users
+from recgen.sample.params import PAIR_CAP, PAIRS_PER_TARGET_ROW, REAL_BIG_PAIRS, REAL_USERS, REAL_VIDEOS, SCALES
+from recgen.sample.world import make_world, own_pairs
 
 # The four values of user_active_degree in the real file (compared with the real file in test_real_kuairec.py).
 ACTIVE_DEGREES = {"full_active", "high_active", "middle_active", "UNKNOWN"}
@@ -260,3 +265,102 @@ def test_item_mean_leaves_personal_signal_to_learn(small_scale: Path) -> None:
     assert oracle > item > rand
     low, high = ITEM_MEAN_SHARE_BAND
     assert low <= item / oracle <= high, (oracle, item)
+
+
+# --- Custom sizes (`recgen sample --users N --videos M`). ---------------------------------------------------
+
+CUSTOM_ARGS = ("--users", "600", "--videos", "500", "--small-users", "50", "--small-videos", "60")
+
+
+@pytest.fixture(scope="session")
+def custom(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("custom")
+    result = run_cli("sample", str(out), *CUSTOM_ARGS)
+    assert result.exit_code == 0, result.output
+    assert "wrote a 600 x 500 synthetic sample" in result.stdout
+    return out / "KuaiRec 2.0" / "data"
+
+
+def test_custom_size_through_the_cli(custom: Path) -> None:
+    sc = custom_scale(600, 500, 50, 60)
+    assert len(pd.read_csv(custom / USER_FEATURES)) == 600
+    assert len(pd.read_csv(custom / ITEM_CATEGORIES)) == 500
+    assert len(pd.read_csv(custom / CAPTION_CATEGORY, lineterminator="\n")) == 500
+    assert len(pd.read_csv(custom / ITEM_DAILY_FEATURES)) == sc.daily_rows == custom_scale(6_000, 500).daily_rows
+    assert len(pd.read_csv(custom / SOCIAL_NETWORK)) == sc.social_users
+    big, small = pd.read_csv(custom / BIG_MATRIX), pd.read_csv(custom / SMALL_MATRIX)
+    assert set(big.user_id) == set(range(600)) and set(big.video_id) == set(range(500))
+    assert small.user_id.nunique() == 50 and small.video_id.nunique() == 60
+    assert len(small) == 50 * 60 - sc.small_missing and 0 < sc.small_missing < 50
+    assert len(pd.read_csv(custom.parents[1] / GROUND_TRUTH)) == len(small)
+    assert len(big.merge(small, on=["user_id", "video_id"])) == 0
+
+
+def test_custom_rows_per_user_are_kuairec_s_capped_by_the_catalogue(custom: Path) -> None:
+    """At 500 videos the real median user (1,846 rows) cannot fit: most users are capped at 85% of the videos
+    they may see, and the lightest keep the real minimum (100 rows); scaled by the catalogue, as the named
+    scales are, they would have ~86 and ~5 rows."""
+    big = pd.read_csv(custom / BIG_MATRIX)
+    world = make_world(np.random.default_rng(SEED), custom_scale(600, 500, 50, 60))  # as the CLI drew it
+    pairs = big.drop_duplicates(["user_id", "video_id"]).groupby("user_id").size().to_numpy()
+    assert (pairs == own_pairs(world.scale, world.users)).all()
+    assert len(big) == world.scale.big_rows and big.duplicated().sum() == world.scale.big_duplicates
+    cap = np.floor(PAIR_CAP * np.where(np.isin(np.arange(600), world.users.small), 500 - 60, 500))
+    assert (pairs <= cap).all() and (pairs == cap).mean() > 0.5
+    assert pairs.min() >= round(100 * PAIRS_PER_TARGET_ROW)
+
+
+def test_custom_rows_per_user_follow_kuairec_whatever_the_catalogue() -> None:
+    """Rows per user where the cap does not bind: the real quantiles (the named scales would multiply them by
+    20,000 / 10,728 videos), the real mean, and re-watches and duplicates in the real proportions."""
+    world = make_world(np.random.default_rng(SEED), custom_scale(5_000, 20_000))
+    sc, pairs, full = world.scale, own_pairs(world.scale, world.users), SCALES["full"]
+    real_pairs_share = REAL_BIG_PAIRS / full.big_rows
+    for p, real_rows in ((0.1, 330), (0.25, 883), (0.5, 1846), (0.75, 2461), (0.9, 2900)):
+        assert 0.9 <= np.quantile(pairs, p) / (real_rows * real_pairs_share) <= 1.05, p
+    assert sc.big_pairs == pairs.sum()
+    assert sc.big_rows / sc.n_users == pytest.approx(full.big_rows / REAL_USERS, rel=0.03)
+    assert sc.big_rewatches / sc.big_pairs == pytest.approx(full.big_rewatches / full.big_pairs, rel=1e-3)
+    assert sc.big_duplicates / sc.big_rows == pytest.approx(full.big_duplicates / full.big_rows, rel=1e-3)
+
+
+def test_big_matrix_chunks_stay_the_same_size_as_the_catalogue_grows() -> None:
+    assert {big_chunk_users(sc.n_videos) for sc in SCALES.values()} == {BIG_CHUNK_USERS}  # named scales unchanged
+    for n_videos in (100_000, 1_000_000):
+        assert big_chunk_users(n_videos) * n_videos <= BIG_CHUNK_CELLS == BIG_CHUNK_USERS * REAL_VIDEOS
+    assert big_chunk_users(10 * BIG_CHUNK_CELLS) == 1
+
+
+def test_top_pairs_is_the_head_of_a_stable_argsort() -> None:
+    """The partial sort picks exactly what a full stable sort would, ties (and +-inf) included."""
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        rows, cols = rng.integers(1, 8), rng.integers(1, 60)
+        logits = rng.integers(-3, 4, (rows, cols)).astype(float) if trial % 2 else rng.normal(size=(rows, cols))
+        logits[rng.random((rows, cols)) < 0.1] = np.inf
+        logits[rng.random((rows, cols)) < 0.1] = -np.inf
+        pairs = rng.integers(1, cols + 1, rows)
+        keep = np.arange(cols)[None, :] < pairs[:, None]
+        owner, vid = _top_pairs(logits, pairs)
+        assert (owner == np.nonzero(keep)[0]).all()
+        assert (vid == np.argsort(-logits, axis=1, kind="stable")[keep]).all()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--users", "600"), "--users and --videos go together"),
+        (("--scale", "tiny", "--users", "600", "--videos", "500"), "mutually exclusive"),
+        (("--small-users", "50"), "need --users and --videos"),
+        (("--users", "0", "--videos", "500"), "0 is not in the range x>=1"),
+        (("--users", "5", "--videos", "500"), "at least 10 users and 100 videos"),
+        (("--users", "600", "--videos", "500", "--small-users", "600"), "1 to 599 users"),
+        (("--users", "600", "--videos", "500", "--small-videos", "251"), "1 to 250 videos"),
+    ],
+)
+def test_custom_size_usage_errors(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
+    result = run_cli("sample", str(tmp_path / "out"), *args)
+    assert result.exit_code == 64, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and message in errors[0], result.stderr
+    assert not (tmp_path / "out").exists()

@@ -11,8 +11,9 @@ from pathlib import Path
 
 from recgen.constants import GROUND_TRUTH, SEED
 from recgen.sample.generate import DATA_SUBDIR, generate_sample
+from recgen.sample.params import custom_scale
 
-__all__ = ["embedded_sample", "generate_sample", "is_synthetic"]
+__all__ = ["custom_scale", "embedded_sample", "generate_sample", "is_synthetic"]
 
 
 def embedded_sample(sample_dir: Path, scale: str, log: Callable[[str], None]) -> Path:

@@ -96,8 +96,11 @@ def write_arrow_csv(path: Path, header: list[str], tables: Iterator[pa.Table]) -
             out.write(sink.getvalue().to_pybytes())
 
 
-def write_pandas_csv(path: Path, frame: pd.DataFrame) -> None:
-    frame.to_csv(path, index=False, lineterminator="\n", encoding="utf-8")
+def write_pandas_csv(path: Path, frame: pd.DataFrame, append: bool = False) -> None:
+    """The frame as pandas writes it; `append` adds rows after an earlier chunk, without a second header."""
+    frame.to_csv(
+        path, mode="a" if append else "w", header=not append, index=False, lineterminator="\n", encoding="utf-8"
+    )
 
 
 def list_text(lists: list[list[int]]) -> list[str]:

@@ -35,10 +35,11 @@ from recgen.constants import (
     USER_FEATURES,
 )
 from recgen.errors import ConfigError
+from recgen.progress import Reporter, as_reporter
 from recgen.sample.csv_format import BIG_HEADER, list_text, write_arrow_csv, write_pandas_csv
 from recgen.sample.interactions import big_tables, small_and_truth
-from recgen.sample.params import SCALES
-from recgen.sample.side_tables import captions, daily_features, social_network
+from recgen.sample.params import SCALES, Scale
+from recgen.sample.side_tables import captions, daily_tables, social_network
 from recgen.sample.world import make_world
 
 DATA_SUBDIR = Path(DATA_SUBDIRS[0])  # the layout of the real zip
@@ -46,23 +47,28 @@ DATA_SUBDIR = Path(DATA_SUBDIRS[0])  # the layout of the real zip
 
 def generate_sample(
     out_dir: Path | str,
-    scale: str = "tiny",
+    scale: str | Scale = "tiny",
     seed: int = 42,
-    progress: Callable[[str], None] | None = None,
+    progress: Reporter | Callable[[str], None] | None = None,
 ) -> Path:
     """Write the 7 CSVs to out_dir/"KuaiRec 2.0"/"data"/ and out_dir/"ground_truth.csv"; return the data folder.
 
+    `scale` is a named scale (SCALES) or any size from `custom_scale`. Memory is bounded by the big matrix's
+    chunks (BIG_CHUNK_CELLS) and the other tables' own sizes, never by users x videos.
+
     Example:
         >>> data = generate_sample("output/sample", scale="tiny", seed=42)  # doctest: +SKIP
+        >>> data = generate_sample("/tmp/big", scale=custom_scale(100_000, 100_000))  # doctest: +SKIP
     """
-    if scale not in SCALES:
+    if isinstance(scale, str) and scale not in SCALES:
         raise ConfigError(f"unknown sample scale {scale!r}; choose one of {', '.join(SCALES)}")
     out = Path(out_dir)
     data = out / DATA_SUBDIR
     data.mkdir(parents=True, exist_ok=True)
-    say = progress or (lambda _msg: None)
+    reporter = as_reporter(progress)
+    say = reporter.log
     rng = np.random.default_rng(seed)
-    w = make_world(rng, SCALES[scale])
+    w = make_world(rng, SCALES[scale] if isinstance(scale, str) else scale)
 
     write_pandas_csv(data / USER_FEATURES, w.users.features)
     say(f"wrote {USER_FEATURES} ({w.scale.n_users:,} rows)")
@@ -71,13 +77,14 @@ def generate_sample(
     say(f"wrote {ITEM_CATEGORIES} ({w.scale.n_videos:,} rows)")
     (data / CAPTION_CATEGORY).write_bytes(captions(rng, w).encode("utf-8"))
     say(f"wrote {CAPTION_CATEGORY} ({w.scale.n_videos:,} rows)")
-    daily = daily_features(rng, w)
-    write_pandas_csv(data / ITEM_DAILY_FEATURES, daily)
-    say(f"wrote {ITEM_DAILY_FEATURES} ({len(daily):,} rows)")
+    for chunk, daily in enumerate(daily_tables(rng, w)):
+        write_pandas_csv(data / ITEM_DAILY_FEATURES, daily, append=chunk > 0)
+    say(f"wrote {ITEM_DAILY_FEATURES} ({w.scale.daily_rows:,} rows)")
     del daily
     write_pandas_csv(data / SOCIAL_NETWORK, social_network(rng, w))
     say(f"wrote {SOCIAL_NETWORK} ({w.scale.social_users:,} rows)")
-    write_arrow_csv(data / BIG_MATRIX, BIG_HEADER, big_tables(rng, w, progress))
+    tick = reporter.progress(BIG_MATRIX, w.scale.n_users, "users")
+    write_arrow_csv(data / BIG_MATRIX, BIG_HEADER, big_tables(rng, w, tick))
     say(f"wrote {BIG_MATRIX} ({w.scale.big_rows:,} rows)")
     small, truth = small_and_truth(rng, w)
     write_arrow_csv(data / SMALL_MATRIX, BIG_HEADER, iter([small]))

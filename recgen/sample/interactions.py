@@ -25,9 +25,9 @@ from recgen.sample.params import (
     LOOP_XM,
     N_DAYS,
     P_ZERO,
-    PAIR_CAP,
     RATIO_CAP,
     REAL_RELABEL_SHARE,
+    REAL_VIDEOS,
     SKIP_APPEAL,
     SKIP_INTERCEPT,
     SKIP_MAX_RATIO,
@@ -42,9 +42,10 @@ from recgen.sample.params import (
     USER_DAY_SHAPE,
     WATCH_SD,
 )
-from recgen.sample.world import World, categorical, exact_counts, sigmoid
+from recgen.sample.world import World, categorical, exact_counts, own_pairs, pair_caps, sigmoid
 
 BIG_CHUNK_USERS = 384  # users generated and written per chunk (~700k rows at full scale)
+BIG_CHUNK_CELLS = BIG_CHUNK_USERS * REAL_VIDEOS  # a larger catalogue gets fewer users per chunk: bounded memory
 
 
 # ============================================================================================================
@@ -63,15 +64,10 @@ def _affinity(w: World, users: np.ndarray, videos: np.ndarray) -> np.ndarray:
 
 
 def _log_mean(w: World, users: np.ndarray, videos: np.ndarray, affinity: np.ndarray) -> np.ndarray:
-    """eta: log of the watch ratio of a normal (not skipped, not looped) view, before noise."""
+    """eta of each (users[i], videos[i]) pair: log of the watch ratio of a normal (not skipped, not looped)
+    view, before noise."""
     u, v = w.users, w.videos
-    return (
-        BASE_LOG_RATIO
-        + u.bias[users][:, None]
-        - u.gamma[users][:, None] * v.log_dur[videos][None, :]
-        + v.static[videos][None, :]
-        + affinity
-    )
+    return BASE_LOG_RATIO + u.bias[users] - u.gamma[users] * v.log_dur[videos] + v.static[videos] + affinity
 
 
 def _loop_mean() -> float:
@@ -134,13 +130,22 @@ def _dates(rng: np.random.Generator, ts_ms: np.ndarray) -> np.ndarray:
 def _allocate_big(rng: np.random.Generator, w: World) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Distinct pairs, re-watch rows and duplicate rows per user, summing exactly to the scale's totals."""
     sc, rows = w.scale, w.users.rows_target
-    avail = np.full(sc.n_users, sc.n_videos)
-    avail[w.users.small] -= sc.n_small_videos
-    cap = np.maximum(np.floor(PAIR_CAP * avail), 1)
+    if sc.per_user_rows:
+        pairs = own_pairs(sc, w.users)  # the scale's totals were summed from these
+    else:
+        pairs = _fitted_pairs(rng, rows, pair_caps(sc, w.users.small), sc.big_pairs)
+    rest = np.maximum(rows * sc.big_pairs / rows.sum() * (sc.big_rows / sc.big_pairs) - pairs, 0.05 * pairs)
+    rewatch = rng.multinomial(sc.big_rewatches, rest / rest.sum())
+    dups = rng.multinomial(sc.big_duplicates, (pairs + rewatch) / (pairs + rewatch).sum())
+    return pairs, rewatch, dups
+
+
+def _fitted_pairs(rng: np.random.Generator, rows: np.ndarray, cap: np.ndarray, total: int) -> np.ndarray:
+    """Pairs per user proportional to the row targets, capped, summing exactly to the named scale's total."""
     want = rows.copy()
     for _ in range(20):  # rescale, clip at the cap, repeat: converges in a few rounds
-        want = np.minimum(want * sc.big_pairs / want.sum(), cap)
-    pairs = exact_counts(want, sc.big_pairs)
+        want = np.minimum(want * total / want.sum(), cap)
+    pairs = exact_counts(want, total)
     over = pairs - cap.astype(np.int64)
     while over.max() > 0:  # rounding may push a capped user one over: hand the excess to free users
         extra = int(over.clip(0).sum())
@@ -148,11 +153,7 @@ def _allocate_big(rng: np.random.Generator, w: World) -> tuple[np.ndarray, np.nd
         free = np.flatnonzero(pairs < cap)
         pairs[rng.choice(free, extra, replace=True)] += 1
         over = pairs - cap.astype(np.int64)
-    pairs = np.maximum(pairs, 1)
-    rest = np.maximum(rows * sc.big_pairs / rows.sum() * (sc.big_rows / sc.big_pairs) - pairs, 0.05 * pairs)
-    rewatch = rng.multinomial(sc.big_rewatches, rest / rest.sum())
-    dups = rng.multinomial(sc.big_duplicates, (pairs + rewatch) / (pairs + rewatch).sum())
-    return pairs, rewatch, dups
+    return np.maximum(pairs, 1)
 
 
 def _segment_sample(rng: np.random.Generator, weights: np.ndarray, seg_start: np.ndarray, seg_len: np.ndarray,
@@ -187,6 +188,21 @@ def _big_days(rng: np.random.Generator, chunk_users: int, owner: np.ndarray, sta
     return day
 
 
+def _top_pairs(logits: np.ndarray, pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(row, column) of each row's pairs[i] largest logits, largest first, ties by column: the head of a stable
+    argsort, found by a partial sort (a full one only when a tie straddles a row's k-th largest value)."""
+    k = int(pairs.max())
+    cand = np.argpartition(logits, logits.shape[1] - k, axis=1)[:, logits.shape[1] - k :]
+    top = np.take_along_axis(logits, cand, axis=1)
+    kth = top.min(axis=1, keepdims=True)
+    if ((logits == kth).sum(axis=1) == (top == kth).sum(axis=1)).all():  # every entry >= the k-th is a candidate
+        order = np.take_along_axis(cand, np.lexsort((cand, -top)), axis=1)
+    else:  # which of the tied entries are kept is decided by column: only the full stable sort knows
+        order = np.argsort(-logits, axis=1, kind="stable")[:, :k]
+    keep = np.arange(k)[None, :] < pairs[:, None]
+    return np.nonzero(keep)[0], order[keep]
+
+
 def _big_chunk(rng: np.random.Generator, w: World, users: np.ndarray, pairs: np.ndarray, rewatch: np.ndarray,
                dups: np.ndarray) -> pa.Table:  # fmt: skip
     v, sc = w.videos, w.scale
@@ -198,11 +214,8 @@ def _big_chunk(rng: np.random.Generator, w: World, users: np.ndarray, pairs: np.
     logits[np.ix_(is_small_user, v.small)] = -np.inf  # small-block pairs are held out of big_matrix
     mine = (w.designated >= users[0]) & (w.designated <= users[-1])
     logits[w.designated[mine] - users[0], np.flatnonzero(mine)] = np.inf  # every video is shown at least once
-    order = np.argsort(-logits, axis=1, kind="stable")
-    keep = np.arange(sc.n_videos)[None, :] < pairs[:, None]
-    owner, _ = np.nonzero(keep)
-    vid = order[keep]
-    eta = _log_mean(w, users, all_videos, aff)[owner, vid]
+    owner, vid = _top_pairs(logits, pairs)
+    eta = _log_mean(w, users[owner], vid, aff[owner, vid])
 
     # Re-watches: extra views of the user's own pairs, favouring videos people loop on.
     seg_start = np.concatenate([[0], np.cumsum(pairs)[:-1]])
@@ -231,11 +244,20 @@ def _big_chunk(rng: np.random.Generator, w: World, users: np.ndarray, pairs: np.
     return interaction_table(users[owner[rows]], vid[rows], play[rows], dur[rows], ts[rows], date[rows])
 
 
-def big_tables(rng: np.random.Generator, w: World, progress: Callable[[str], None] | None) -> Iterator[pa.Table]:
+def big_chunk_users(n_videos: int) -> int:
+    """Users per big-matrix chunk: BIG_CHUNK_USERS (every named scale), fewer when the catalogue is larger."""
+    return max(min(BIG_CHUNK_USERS, BIG_CHUNK_CELLS // n_videos), 1)
+
+
+def big_tables(rng: np.random.Generator, w: World, tick: Callable[[int], None] | None = None) -> Iterator[pa.Table]:
+    """big_matrix in user chunks of about BIG_CHUNK_CELLS (users x videos); tick(users done) after each."""
     pairs, rewatch, dups = _allocate_big(rng, w)
-    for start in range(0, w.scale.n_users, BIG_CHUNK_USERS):
-        users = np.arange(start, min(start + BIG_CHUNK_USERS, w.scale.n_users))
+    step = big_chunk_users(w.scale.n_videos)
+    for start in range(0, w.scale.n_users, step):
+        users = np.arange(start, min(start + step, w.scale.n_users))
         yield _big_chunk(rng, w, users, pairs[users], rewatch[users], dups[users])
+        if tick:
+            tick(int(users[-1]) + 1)
 
 
 # ============================================================================================================
@@ -265,7 +287,7 @@ def small_and_truth(rng: np.random.Generator, w: World) -> tuple[pa.Table, pa.Ta
     u_index = np.searchsorted(w.users.small, uu)
     v_index = np.searchsorted(v.small, vv)
     aff = _affinity(w, w.users.small, v.small)
-    eta = _log_mean(w, w.users.small, v.small, aff)[u_index, v_index] + SMALL_LOG_SHIFT
+    eta = _log_mean(w, uu, vv, aff[u_index, v_index]) + SMALL_LOG_SHIFT
     dur = v.dur_ms[vv]
     truth = (1 - SMALL_FORCED_SHARE) * expected(eta, v.log_dur[vv], dur, SMALL_SKIP_SHIFT) + SMALL_FORCED_SHARE * 0.1
     play = _observe(rng, eta, v.log_dur[vv], dur, SMALL_SKIP_SHIFT)

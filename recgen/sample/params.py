@@ -6,9 +6,11 @@ model can be read and tuned in one place; the vocabularies are in `recgen.sample
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
+
+from recgen.errors import ConfigError
 
 # --- Real KuaiRec 2.0 sizes; scale "full" reproduces them exactly. ------------------------------------------
 REAL_USERS, REAL_VIDEOS = 7_176, 10_728
@@ -70,7 +72,8 @@ CAPTION_HASHTAG = 0.65  # share of non-empty captions with #hashtags (= non-empt
 N_CR_CAPTIONS = 4  # captions with a bare \r inside (the real file's parsing trap)
 
 # --- Users. -------------------------------------------------------------------------------------------------
-# Quantile function of big-matrix rows per user at full scale, scaled by n_videos.
+# Quantile function of big-matrix rows per user at full scale: scaled by n_videos for the named scales, as is
+# for custom sizes.
 USER_ROWS_QUANTILES = ((0.0, 100), (0.1, 330), (0.25, 883), (0.5, 1846), (0.75, 2461),
                        (0.9, 2900), (0.99, 4000), (1.0, 16_015))  # fmt: skip
 # Quantile functions of the user_features counters.
@@ -122,6 +125,10 @@ class Scale:
     daily_rows: int
     social_users: int
     social_entries: int
+    # False (named scales): big-matrix totals fixed by the real density, rows per user scaled by n_videos.
+    # True (custom sizes): each user's rows follow the real per-user distribution whatever the catalogue, so
+    # the big totals are the sum of the drawn users' targets (0 here until `make_world` draws them).
+    per_user_rows: bool = False
 
     @property
     def big_rows(self) -> int:
@@ -132,13 +139,18 @@ class Scale:
         return self.n_small_users * self.n_small_videos - self.small_missing
 
 
+def big_totals(pairs: int) -> dict[str, int]:
+    """The big matrix's distinct pairs, re-watches and duplicates: the last two in the real proportions."""
+    rewatches = round(pairs * REAL_BIG_REWATCHES / REAL_BIG_PAIRS)
+    duplicates = round((pairs + rewatches) * REAL_BIG_DUPLICATES / (REAL_BIG_PAIRS + REAL_BIG_REWATCHES))
+    return {"big_pairs": pairs, "big_rewatches": rewatches, "big_duplicates": duplicates}
+
+
 def _derive_scale(n_users: int, n_videos: int, n_small_users: int, n_small_videos: int) -> Scale:
     """Scale every count by the real density of the cell it lives in (exact at the real sizes)."""
     open_cells = n_users * n_videos - n_small_users * n_small_videos
     real_open = REAL_USERS * REAL_VIDEOS - REAL_SMALL_USERS * REAL_SMALL_VIDEOS
     pairs = round(REAL_BIG_PAIRS * open_cells / real_open)
-    rewatches = round(pairs * REAL_BIG_REWATCHES / REAL_BIG_PAIRS)
-    duplicates = round((pairs + rewatches) * REAL_BIG_DUPLICATES / (REAL_BIG_PAIRS + REAL_BIG_REWATCHES))
     cells, real_cells = n_small_users * n_small_videos, REAL_SMALL_USERS * REAL_SMALL_VIDEOS
     missing = round(cells * REAL_SMALL_MISSING / real_cells)
     untimed = round((cells - missing) * REAL_SMALL_UNTIMED / (real_cells - REAL_SMALL_MISSING))
@@ -148,9 +160,7 @@ def _derive_scale(n_users: int, n_videos: int, n_small_users: int, n_small_video
         n_videos=n_videos,
         n_small_users=n_small_users,
         n_small_videos=n_small_videos,
-        big_pairs=pairs,
-        big_rewatches=rewatches,
-        big_duplicates=duplicates,
+        **big_totals(pairs),
         small_missing=missing,
         small_untimed=untimed,
         daily_rows=round(n_videos * REAL_DAILY_ROWS / REAL_VIDEOS),
@@ -164,3 +174,47 @@ SCALES: dict[str, Scale] = {
     "small": _derive_scale(1_800, 2_700, 354, 837),
     "full": _derive_scale(REAL_USERS, REAL_VIDEOS, REAL_SMALL_USERS, REAL_SMALL_VIDEOS),
 }
+
+
+def _quantile_mean(knots: tuple[tuple[float, float], ...]) -> float:
+    """Mean of a piecewise-linear quantile function."""
+    q, v = np.array(knots, float).T
+    return float(np.sum(np.diff(q) * (v[1:] + v[:-1]) / 2))
+
+
+# Distinct pairs per unit of a user's row target: what full scale's rescaling to the real totals gives on average.
+PAIRS_PER_TARGET_ROW = REAL_BIG_PAIRS / (REAL_USERS * _quantile_mean(USER_ROWS_QUANTILES))
+MIN_CUSTOM_USERS, MIN_CUSTOM_VIDEOS = 10, 100  # fewer: the social network or the daily rows may not fit
+
+
+def custom_scale(
+    n_users: int, n_videos: int, n_small_users: int | None = None, n_small_videos: int | None = None
+) -> Scale:
+    """A sample of any size: the real densities, except rows per user, which follow the real per-user
+    distribution whatever the catalogue (capped at PAIR_CAP of the videos a user may see).
+
+    The small block defaults to the real one (1,411 x 3,327), at most the real share of the users and videos.
+    It must leave users outside it (its videos are shown in big_matrix only to the others) and hold at most half
+    of the videos (they are live from July to the end, so their item_daily_features rows must fit the total).
+
+    Example:
+        >>> custom_scale(600, 500).n_small_users, custom_scale(100_000, 100_000).n_small_videos
+        (118, 3327)
+    """
+    if n_users < MIN_CUSTOM_USERS or n_videos < MIN_CUSTOM_VIDEOS:
+        raise ConfigError(
+            f"a sample needs at least {MIN_CUSTOM_USERS} users and {MIN_CUSTOM_VIDEOS} videos, "
+            f"not {n_users:,} x {n_videos:,}"
+        )
+    if n_small_users is None:
+        n_small_users = max(min(REAL_SMALL_USERS, round(n_users * REAL_SMALL_USERS / REAL_USERS)), 1)
+    if n_small_videos is None:
+        n_small_videos = max(min(REAL_SMALL_VIDEOS, round(n_videos * REAL_SMALL_VIDEOS / REAL_VIDEOS)), 1)
+    if not 1 <= n_small_users < n_users:
+        raise ConfigError(f"the small matrix needs 1 to {n_users - 1:,} users (fewer than all), not {n_small_users:,}")
+    if not 1 <= n_small_videos <= n_videos // 2:  # its videos live longer than most: their daily rows must fit
+        raise ConfigError(
+            f"the small matrix needs 1 to {n_videos // 2:,} videos (at most half of them), not {n_small_videos:,}"
+        )
+    sized = _derive_scale(n_users, n_videos, n_small_users, n_small_videos)
+    return replace(sized, per_user_rows=True, big_pairs=0, big_rewatches=0, big_duplicates=0)

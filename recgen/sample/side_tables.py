@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 
@@ -16,10 +19,14 @@ from recgen.sample.params import (
     GAMMA_MEAN,
     N_CR_CAPTIONS,
     QUALITY_SD,
+    REAL_VIDEOS,
     SECOND_KNOWN,
     THIRD_KNOWN,
 )
 from recgen.sample.world import World, categorical, sigmoid, zipf_weights
+
+DAILY_CHUNK_VIDEOS = REAL_VIDEOS  # item_daily_features rows are drawn and written this many videos at a time
+_DAILY_VIDEO_FIELDS = ("start_day", "end_day", "log_dur", "static", "dur_ms", "quality", "log_pop", "author")
 
 
 def _category_tree(rng: np.random.Generator, first_ids: np.ndarray) -> tuple[dict, dict]:
@@ -100,11 +107,19 @@ def captions(rng: np.random.Generator, w: World) -> str:
     return header + "\n" + "\n".join(rows) + "\n"
 
 
-def daily_features(rng: np.random.Generator, w: World) -> pd.DataFrame:
-    """item_daily_features: platform-wide daily counters driven by popularity (shows) and quality (rates)."""
-    v, n = w.videos, w.scale.n_videos
+def daily_tables(rng: np.random.Generator, w: World) -> Iterator[pd.DataFrame]:
+    """item_daily_features in chunks of DAILY_CHUNK_VIDEOS videos (one chunk at every named scale)."""
+    for first in range(0, w.scale.n_videos, DAILY_CHUNK_VIDEOS):
+        yield daily_features(rng, w, first, min(first + DAILY_CHUNK_VIDEOS, w.scale.n_videos))
+
+
+def daily_features(rng: np.random.Generator, w: World, first: int, last: int) -> pd.DataFrame:
+    """item_daily_features of videos first..last-1: platform-wide daily counters driven by popularity (shows)
+    and quality (rates)."""
+    v = replace(w.videos, **{name: getattr(w.videos, name)[first:last] for name in _DAILY_VIDEO_FIELDS})
+    n = last - first
     live = v.end_day - v.start_day + 1
-    vid = np.repeat(np.arange(n), live)
+    vid = np.repeat(np.arange(n), live)  # index into the chunk; the file's video_id is first + vid
     day = np.arange(len(vid)) - np.repeat(np.cumsum(live) - live - v.start_day, live)
     m = len(vid)
     # Video-level average behaviour of the whole platform: the model's expectation for an average user.
@@ -125,7 +140,7 @@ def daily_features(rng: np.random.Generator, w: World) -> pd.DataFrame:
     ratio_v = mean_ratio[vid] * rng.lognormal(0, 0.05, m)
     complete_p = sigmoid(2.2 * np.log(ratio_v) + 0.4)
     long_video = v.dur_ms[vid] > 7_000
-    f = pd.DataFrame({"video_id": vid, "date": date_int(day)})
+    f = pd.DataFrame({"video_id": first + vid, "date": date_int(day)})
     authors = v.author
     f["author_id"] = authors[vid]
     ad = rng.random(n) < 0.0034

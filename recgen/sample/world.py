@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -33,9 +33,12 @@ from recgen.sample.params import (
     N_DAYS,
     N_FACTORS,
     N_FEATURE_TAGS,
+    PAIR_CAP,
+    PAIRS_PER_TARGET_ROW,
     POPULARITY_QUALITY,
     POPULARITY_SD,
     QUALITY_SD,
+    REAL_SMALL_VIDEOS,
     REAL_VIDEOS,
     REGISTER_QUANTILES,
     REWATCH_SD,
@@ -51,6 +54,7 @@ from recgen.sample.params import (
     USER_BIAS_SD,
     USER_ROWS_QUANTILES,
     Scale,
+    big_totals,
 )
 
 
@@ -170,11 +174,15 @@ def _make_videos(rng: np.random.Generator, sc: Scale, first_ids: np.ndarray) -> 
     cat1_idx = (rng.random(n)[:, None] > cdf[first_tag]).sum(axis=1).clip(0, len(first_ids) - 1)
 
     # The small block is the most-shown videos; none of them shorter than the real small minimum.
-    small = np.sort(np.argsort(-log_pop, kind="stable")[: sc.n_small_videos])
+    by_pop = np.argsort(-log_pop, kind="stable")
+    small = np.sort(by_pop[: sc.n_small_videos])
     short = small[dur[small] < SMALL_MIN_DURATION_MS]
     dur[short] = SMALL_MIN_DURATION_MS + rng.integers(0, 4_000, len(short))
 
-    start, end = _life_windows(rng, sc, small)
+    hits = small
+    if sc.per_user_rows:  # the real share of hits, whatever the small block's size: the daily rows must fit
+        hits = np.sort(by_pop[: max(sc.n_small_videos, round(n * REAL_SMALL_VIDEOS / REAL_VIDEOS))])
+    start, end = _life_windows(rng, sc, hits)
     return Videos(
         dur_ms=dur,
         log_dur=np.log(dur / D_REF_MS),
@@ -197,9 +205,10 @@ def _life_windows(rng: np.random.Generator, sc: Scale, small: np.ndarray) -> tup
     """Days each video is live (its item_daily_features rows), summing exactly to the scale's daily rows.
 
     Video ids follow upload order (video 0 is old, the last ones are uploaded on the last day); the others
-    are live for an exponential lifetime. The small block's videos are hits, uploaded by day
-    SMALL_UPLOAD_LAST (their id's upload day scaled into 0..SMALL_UPLOAD_LAST) and live to the end, so
-    about 20% of the rows fall before 2020-07-28, when collect_* logging starts.
+    are live for an exponential lifetime. The hits (`small`: the small block's videos, or for custom sizes the
+    real share of the most popular videos, the block's included) are uploaded by day SMALL_UPLOAD_LAST (their
+    id's upload day scaled into 0..SMALL_UPLOAD_LAST) and live to the end, so about 20% of the rows fall
+    before 2020-07-28, when collect_* logging starts.
     """
     n = sc.n_videos
     pos = np.arange(n) / max(n - 1, 1)
@@ -235,7 +244,9 @@ def _bucket(values: np.ndarray, ranges: tuple[tuple[int, str], ...], rng: np.ran
 
 def _make_users(rng: np.random.Generator, sc: Scale, n_cat1: int) -> Users:
     n = sc.n_users
-    rows = _quantile_sample(rng, USER_ROWS_QUANTILES, n) * sc.n_videos / REAL_VIDEOS
+    rows = _quantile_sample(rng, USER_ROWS_QUANTILES, n)
+    if not sc.per_user_rows:  # the named scales keep the real density: fewer rows per user in a smaller catalogue
+        rows = rows * sc.n_videos / REAL_VIDEOS
     activity = (np.log(rows) - np.log(rows).mean()) / np.log(rows).std()
 
     def cat(counts: list[int]) -> np.ndarray:
@@ -295,6 +306,18 @@ def _make_users(rng: np.random.Generator, sc: Scale, n_cat1: int) -> Users:
     return Users(bias, gamma, taste, cat_taste, factors, rows, small, f)
 
 
+def pair_caps(sc: Scale, small_users: np.ndarray) -> np.ndarray:
+    """Most distinct pairs each user may have: PAIR_CAP of the videos they may see (at least one)."""
+    avail = np.full(sc.n_users, sc.n_videos)
+    avail[small_users] -= sc.n_small_videos
+    return np.maximum(np.floor(PAIR_CAP * avail), 1)
+
+
+def own_pairs(sc: Scale, users: Users) -> np.ndarray:
+    """Custom sizes: each user's distinct pairs from their own row target, as in KuaiRec, capped."""
+    return np.minimum(np.rint(users.rows_target * PAIRS_PER_TARGET_ROW), pair_caps(sc, users.small)).astype(np.int64)
+
+
 @dataclass
 class World:
     scale: Scale
@@ -308,6 +331,8 @@ def make_world(rng: np.random.Generator, sc: Scale) -> World:
     first_ids = np.array(list(txt.FIRST_LEVEL))
     videos = _make_videos(rng, sc, first_ids)
     users = _make_users(rng, sc, len(first_ids))
+    if sc.per_user_rows:
+        sc = replace(sc, **big_totals(int(own_pairs(sc, users).sum())))
     weight = users.rows_target.copy()
     designated = categorical(rng, weight, sc.n_videos)
     weight[users.small] = 0.0  # small-block videos go to a user outside the block
