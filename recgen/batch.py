@@ -8,6 +8,8 @@ published, so readers never see half a run and a failed night leaves the previou
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,18 +20,27 @@ from recgen.constants import (
     DEFAULT_DB_PATH,
     DEFAULT_MODEL,
     EMBEDDED_SAMPLE_SCALE,
+    ENGINE_CHOICES,
+    ENGINE_LOCAL,
+    ENGINE_RAY,
     KEEP_RUNS,
     MAX_REJECTED,
+    MODEL_HYBRID,
     MODEL_SEED,
     MODELS_SUBDIR,
     REPORT_SUBDIR,
     RETRAIN_AUTO,
     RETRAIN_CHOICES,
     SAMPLE_SUBDIR,
+    SCORER_CHOICES,
+    SCORER_NUMPY,
     SEED,
+    SHARD_USERS,
     STATUS_PUBLISHED,
     TOP_K,
 )
+from recgen.engines import Placement, open_executor
+from recgen.engines.ray import import_ray
 from recgen.errors import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
@@ -46,6 +57,7 @@ from recgen.models.saved import remove_partial_files, train_or_reload
 from recgen.progress import Reporter
 from recgen.report import start_report
 from recgen.sample import embedded_sample, is_synthetic
+from recgen.scoring import import_faiss
 from recgen.store import fts, runs
 from recgen.store.engine import checkpoint, get_engine, is_unavailable, migrate, output_folder, server_message
 from recgen.store.lock import HeldLock, job_lock
@@ -63,6 +75,11 @@ class BatchOptions:
     keep_runs: int = KEEP_RUNS
     max_rejected: float = MAX_REJECTED
     artifacts: str | None = None  # where model files go: a folder every host can read, for a shared database
+    engine: str = ENGINE_LOCAL  # where the per-user stages run (recgen.engines)
+    ray_address: str | None = None
+    workers: int | None = None  # the engine's workers (Ray: default, the cluster's CPUs)
+    shard_users: int = SHARD_USERS
+    scorer: str = SCORER_NUMPY
 
     @property
     def output_dir(self) -> Path:
@@ -87,6 +104,16 @@ class BatchOptions:
             raise ConfigError(f"--retrain must be one of {', '.join(RETRAIN_CHOICES)}, not {self.retrain!r}")
         if self.keep_runs < 1:
             raise ConfigError(f"--keep-runs must be at least 1 (the run being published), not {self.keep_runs}")
+        if self.engine not in ENGINE_CHOICES:
+            raise ConfigError(f"--engine must be one of {', '.join(ENGINE_CHOICES)}, not {self.engine!r}")
+        if self.scorer not in SCORER_CHOICES:
+            raise ConfigError(f"--scorer must be one of {', '.join(SCORER_CHOICES)}, not {self.scorer!r}")
+        if self.scorer != SCORER_NUMPY and self.model != MODEL_HYBRID:
+            raise ConfigError(f"--scorer {self.scorer} ranks tower vectors: it needs --model {MODEL_HYBRID}")
+        if self.scorer != SCORER_NUMPY:
+            import_faiss()  # missing: one line naming the extra, before anything is written
+        if self.engine == ENGINE_RAY:
+            import_ray()
         family(self.model, self.seed)  # an unknown family raises ConfigError
 
 
@@ -108,7 +135,7 @@ def run_batch(options: BatchOptions, reporter: Reporter | None = None) -> RunSum
     log = reporter.log
     options.check()
     engine = get_engine(options.db)
-    with job_lock(options.db) as lock:
+    with job_lock(options.db) as lock, _placement(options, log) as placement:
         migrate(engine)
         runs.fail_abandoned_runs(engine)
         remove_partial_files(options.models_dir, log)
@@ -124,7 +151,7 @@ def run_batch(options: BatchOptions, reporter: Reporter | None = None) -> RunSum
         log(f"run {run.id} started")
         started = time.perf_counter()
         try:
-            summary = _run_stages(engine, run, source, options, reporter, lock)
+            summary = _run_stages(engine, run, source, options, reporter, lock, placement)
         except BaseException as exc:  # Ctrl-C and SIGTERM too: the run must not stay 'running'
             _record_failure(run, exc, log)
             why = f"run {run.id} failed after {time.perf_counter() - started:.1f} s"
@@ -138,8 +165,30 @@ def run_batch(options: BatchOptions, reporter: Reporter | None = None) -> RunSum
         return summary
 
 
+@contextmanager
+def _placement(options: BatchOptions, log) -> Iterator[Placement]:
+    """The run's engine, connected for the run's duration (a Ray cluster's workers write to --artifacts)."""
+    executor = open_executor(options.engine, options.ray_address, options.workers, log)
+    try:
+        yield Placement(
+            executor,
+            options.shard_users,
+            options.scorer,
+            artifacts=options.models_dir,
+            tables_outside=options.engine == ENGINE_RAY,
+        )
+    finally:
+        executor.close()
+
+
 def _run_stages(
-    engine: Engine, run: runs.RunRecord, source: Path, options: BatchOptions, reporter: Reporter, lock: HeldLock
+    engine: Engine,
+    run: runs.RunRecord,
+    source: Path,
+    options: BatchOptions,
+    reporter: Reporter,
+    lock: HeldLock,
+    placement: Placement,
 ):
     chosen = family(options.model, options.seed)
     with run.stage("ingest"):
@@ -149,8 +198,10 @@ def _run_stages(
     with run.stage("features"):
         inputs = features.load_inputs(engine)
     with run.stage("train"):
-        model = _train_or_reload(engine, chosen, inputs, ingested.model_fingerprint, options, reporter, run)
-        scorer = chosen.scorer(model.keras_model, inputs.catalog)
+        model = _train_or_reload(engine, chosen, inputs, ingested.model_fingerprint, options, reporter, run, placement)
+        scorer = chosen.scorer(
+            model.keras_model, inputs.catalog, placement=placement, model_file=model.file, user_tables=model.user_tables
+        )
     with run.stage("recommend"):
         with engine.begin() as conn:
             lists = recommend.recommend(conn, run.id, scorer, chosen.content_path, inputs, options.k, reporter)
@@ -159,7 +210,7 @@ def _run_stages(
         if chosen.name != MODEL_SEED:  # the seed model is the reference every other family must beat
             seed_family = family(MODEL_SEED, options.seed)
             seed_model = _train_or_reload(
-                engine, seed_family, inputs, ingested.model_fingerprint, options, reporter, run
+                engine, seed_family, inputs, ingested.model_fingerprint, options, reporter, run, placement
             )
             others.append(seed_family.scorer(seed_model.keras_model, inputs.catalog, name=MODEL_SEED))
         evaluation = evaluate(
@@ -199,7 +250,9 @@ def _run_stages(
     )
 
 
-def _train_or_reload(engine, chosen, inputs, fingerprint, options: BatchOptions, reporter, run: runs.RunRecord):
+def _train_or_reload(
+    engine, chosen, inputs, fingerprint, options: BatchOptions, reporter, run: runs.RunRecord, placement: Placement
+):
     return train_or_reload(
         engine,
         chosen,
@@ -210,6 +263,7 @@ def _train_or_reload(engine, chosen, inputs, fingerprint, options: BatchOptions,
         options.models_dir,
         reporter,
         run.warn,
+        placement,
     )
 
 

@@ -19,16 +19,23 @@ from recgen.constants import (
     DEFAULT_DB_PATH,
     DEFAULT_MODEL,
     EMBEDDED_SAMPLE_SCALE,
+    ENGINE_CHOICES,
+    ENGINE_LOCAL,
     ENV_PREFIX,
+    FAISS_EXTRA,
     KEEP_RUNS,
     MAX_REJECTED,
     MODEL_CHOICES,
+    RAY_EXTRA,
     REPORT_SUBDIR,
     RETRAIN_AUTO,
     RETRAIN_CHOICES,
     RUN_MODEL,
     SAMPLE_SCALES,
+    SCORER_CHOICES,
+    SCORER_NUMPY,
     SEED,
+    SHARD_USERS,
     TOP_K,
 )
 from recgen.errors import (
@@ -254,13 +261,60 @@ def cli(ctx, quiet, log_format) -> None:
     help="Folder for the saved models, one every host running the job can read (for a shared database)  "
     "[default: models/ beside a SQLite file, else output/models].",
 )
+@click.option(
+    "--engine",
+    envvar=env("ENGINE"),
+    show_envvar=True,
+    type=click.Choice(ENGINE_CHOICES),
+    default=ENGINE_LOCAL,
+    show_default=True,
+    help="Where tower inference, the refit, the residual factors and scoring run: in this process, or on a Ray "
+    f"cluster ({RAY_EXTRA}; the towers still train here).",
+)
+@click.option(
+    "--ray-address",
+    envvar="RAY_ADDRESS",
+    show_envvar=True,
+    help="The Ray cluster to run on, e.g. ray://head:10001 or head:6379  [default: a new one on this machine].",
+)
+@click.option(
+    "--workers",
+    envvar=env("WORKERS"),
+    show_envvar=True,
+    type=click.IntRange(1),
+    help="Shards run at a time on the engine  [default: the Ray cluster's CPUs; local: 1].",
+)
+@click.option(
+    "--shard-users",
+    envvar=env("SHARD_USERS"),
+    show_envvar=True,
+    type=click.IntRange(1),
+    default=SHARD_USERS,
+    show_default=True,
+    help="Users per shard of the per-user stages (every engine cuts the same shards, so results match).",
+)
+@click.option(
+    "--scorer",
+    envvar=env("SCORER"),
+    show_envvar=True,
+    type=click.Choice(SCORER_CHOICES),
+    default=SCORER_NUMPY,
+    show_default=True,
+    help="How every video is scored for every user: numpy or flat (FAISS, faster on large catalogues) are exact; "
+    f"ivf (FAISS) is approximate. flat and ivf need {FAISS_EXTRA}.",
+)
 @_expected_failures
-def run_batch(db, data_dir, retrain, model_name, k, seed, sample_scale, keep_runs, max_rejected, artifacts) -> None:
+def run_batch(
+    db, data_dir, retrain, model_name, k, seed, sample_scale, keep_runs, max_rejected, artifacts, engine,
+    ray_address, workers, shard_users, scorer,
+) -> None:  # fmt: skip
     """Run the nightly job: ingest, features, train or reload, recommend, evaluate, publish.
 
     Example:
 
         recgen run-batch --data-dir "/data/KuaiRec 2.0"
+
+        recgen run-batch --engine ray --ray-address head-node:6379 --artifacts /shared/recgen/models
 
     cron: 0 3 * * * cd /srv/recgen && RECGEN_DATA_DIR=/data/KuaiRec.zip recgen run-batch
     """
@@ -277,6 +331,11 @@ def run_batch(db, data_dir, retrain, model_name, k, seed, sample_scale, keep_run
         keep_runs=keep_runs,
         max_rejected=max_rejected,
         artifacts=str(artifacts) if artifacts else None,
+        engine=engine,
+        ray_address=ray_address,
+        workers=workers,
+        shard_users=shard_users,
+        scorer=scorer,
     )
     reporter = _reporter()
     summary = run_batch(options, reporter)

@@ -37,8 +37,26 @@ SAMPLE_SUBDIR = "sample"
 REPORT_SUBDIR = "report"
 LOCK_FILE = "recgen.lock"
 EMBEDDED_SAMPLE_SCALE = "small"
-# The optional extra that brings the PostgreSQL drivers, named in the error when they are missing.
+# The optional extras of the scale path, named in the error when they are missing.
 POSTGRES_EXTRA = "recgen[postgres]"
+RAY_EXTRA = "recgen[ray]"
+FAISS_EXTRA = "recgen[faiss]"
+
+# Engines that run the per-user stages (recgen.engines): this process, or a Ray cluster.
+ENGINE_LOCAL = "local"
+ENGINE_RAY = "ray"
+ENGINE_CHOICES = (ENGINE_LOCAL, ENGINE_RAY)
+# Users per shard of the per-user stages, on every engine alike: a multiple of SCORE_BLOCK_USERS, and one
+# batch through the user tower (keras_base.PREDICT_BATCH at most).
+SHARD_USERS = 16_384
+RAY_RETRIES = 3  # times Ray reruns a shard whose worker died before the run fails
+USER_TABLES_SUFFIX = ".users"  # a model's per-user tables kept beside it: the folder <model file stem>.users
+# How every video is scored for a user (recgen.scoring): numpy and FAISS's flat index are exact; FAISS's
+# inverted-file index is approximate (only when asked for; its recall is measured in benchmarks/scale.py).
+SCORER_NUMPY = "numpy"
+SCORER_FLAT = "flat"
+SCORER_IVF = "ivf"
+SCORER_CHOICES = (SCORER_NUMPY, SCORER_FLAT, SCORER_IVF)
 
 # Every option of the CLI can come from an environment variable of this prefix (cron needs no wrapper script).
 ENV_PREFIX = "RECGEN"

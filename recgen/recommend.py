@@ -15,6 +15,7 @@ from recgen.features import Inputs
 from recgen.models.baselines import popularity_scorer
 from recgen.models.scorer import Scorer
 from recgen.progress import Reporter
+from recgen.scoring import best_k, csr_take
 from recgen.store.bulk import insert_frame
 from recgen.store.schema import recommendations
 
@@ -46,9 +47,9 @@ def top_k(
         block_users = users[start : start + block]
         scores = np.array(scorer.score_block(block_users), dtype=np.float32)
         rows = np.repeat(np.arange(len(block_users)), np.diff(seen_indptr)[block_users])
-        cols = seen_videos[_csr_take(seen_indptr, block_users)]
+        cols = seen_videos[csr_take(seen_indptr, block_users)]
         scores[rows, cols] = -np.inf
-        videos, best = _best_k(scores, k)
+        videos, best = best_k(scores, k)
         keep = np.isfinite(best)
         out_users.append(np.broadcast_to(block_users[:, None], videos.shape)[keep])
         out_videos.append(videos[keep])
@@ -56,36 +57,6 @@ def top_k(
         if progress:
             progress(min(start + block, len(users)), len(users))
     return np.concatenate(out_users), np.concatenate(out_videos), np.concatenate(out_scores)
-
-
-def _csr_take(indptr: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Positions in the CSR data array of all entries of `rows`, concatenated in row order."""
-    starts, stops = indptr[rows], indptr[rows + 1]
-    lengths = stops - starts
-    offsets = np.repeat(starts - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
-    return np.arange(lengths.sum()) + offsets
-
-
-def _best_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per row, the k highest scores and their columns, sorted by score descending then column ascending."""
-    n_rows, n_cols = scores.shape
-    k = min(k, n_cols)
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    kth = np.take_along_axis(scores, part, axis=1).min(axis=1)
-    # argpartition cuts ties at the k-th score arbitrarily. In rows with a tie across the cut, keep every
-    # score above the k-th and fill up with the lowest columns holding the k-th score (no full-row sort).
-    tied = (scores >= kth[:, None]).sum(axis=1) > k
-    if tied.any():
-        rows, cut = scores[tied], kth[tied][:, None]
-        above = rows > cut
-        at_cut = rows == cut
-        need = k - above.sum(axis=1)
-        chosen = above | (at_cut & (np.cumsum(at_cut, axis=1) <= need[:, None]))
-        part[tied] = np.nonzero(chosen)[1].reshape(-1, k)  # row-major: each row's k columns, ascending
-    part_scores = np.take_along_axis(scores, part, axis=1)
-    order = np.lexsort((part, -part_scores), axis=1)
-    videos = np.take_along_axis(part, order, axis=1)
-    return videos, np.take_along_axis(part_scores, order, axis=1)
 
 
 def _top_k_global(
@@ -106,7 +77,7 @@ def _top_k_global(
     first_seen = np.cumsum(n_seen) - n_seen
     seen_group = np.repeat(np.arange(len(users), dtype=np.int64), n_seen)
     stride = n_videos + 1
-    seen_key = np.sort(seen_group * stride + position[seen_videos[_csr_take(seen_indptr, users)]])
+    seen_key = np.sort(seen_group * stride + position[seen_videos[csr_take(seen_indptr, users)]])
     # seen_key - group*stride is p_i; subtracting i (the rank within the user) gives p_i - i, still sorted.
     seen_key -= np.arange(len(seen_key)) - np.repeat(first_seen, n_seen)
     n_out = np.minimum(k, n_videos - n_seen)
@@ -179,7 +150,11 @@ def recommend(
     known_user = np.bincount(inputs.train.users, minlength=len(catalog.user_ids)) > 0
     warm, cold = np.flatnonzero(known_user), np.flatnonzero(~known_user)
     scoring = reporter.progress("scoring", len(warm), "users")
-    parts = [(*top_k(scorer, warm, *seen, k=k, progress=lambda done, _total: scoring(done)), None)]
+    sharded = getattr(scorer, "top_k", None)  # a scorer that ranks shards of users on the run's engine
+    if sharded is not None:
+        parts = [(*sharded(warm, *seen, k=k, progress=scoring), None)]
+    else:
+        parts = [(*top_k(scorer, warm, *seen, k=k, progress=lambda done, _total: scoring(done)), None)]
     if len(cold):
         cold_scorer = scorer if content_path else popularity_scorer(inputs.exposure)
         cold_source = SOURCE_CONTENT if content_path else SOURCE_POPULARITY

@@ -40,9 +40,12 @@ REAL_FILES_MD5 = {  # kuairec/README.md: the genuine files, whose exact counts t
 # using it are marked `postgres` (`pytest -m "not postgres"` leaves them out). RECGEN_REQUIRE_SERVICES=1
 # (CI) turns a skip of one of them into a failure.
 POSTGRES_SETTING = "RECGEN_TEST_POSTGRES_URL"
+# The Ray tests run against $RECGEN_TEST_RAY_ADDRESS (a cluster CI starts), else a cluster of two nodes the
+# fixture `ray_cluster` starts on this machine; without Ray installed they skip. Marked `ray`.
+RAY_SETTING = "RECGEN_TEST_RAY_ADDRESS"
 REQUIRE_SERVICES_SETTING = "RECGEN_REQUIRE_SERVICES"
 # fixture -> marker: a test requesting the fixture (directly or through another) gets the marker
-SERVICE_MARKERS = {"real_kuairec_files": "real_kuairec", "postgres_server": "postgres"}
+SERVICE_MARKERS = {"real_kuairec_files": "real_kuairec", "postgres_server": "postgres", "ray_cluster": "ray"}
 
 
 def pytest_collection_modifyitems(items):
@@ -58,7 +61,8 @@ def _required(item) -> str | None:
     """The setting that says this test must not skip, if one is set."""
     if item.get_closest_marker("real_kuairec") and os.environ.get(REAL_FILES_SETTING):
         return f"{REAL_FILES_SETTING}={os.environ[REAL_FILES_SETTING]}"
-    if item.get_closest_marker("postgres") and os.environ.get(REQUIRE_SERVICES_SETTING) == "1":
+    services = item.get_closest_marker("postgres") or item.get_closest_marker("ray")
+    if services and os.environ.get(REQUIRE_SERVICES_SETTING) == "1":
         return f"{REQUIRE_SERVICES_SETTING}=1"
     return None
 
@@ -109,6 +113,27 @@ def postgres_server():
         pytest.skip(f"no PostgreSQL server: set {POSTGRES_SETTING}, or install PostgreSQL (initdb not found)")
     with throwaway_server() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """The address of a Ray cluster for `--engine ray`: two nodes of one CPU each, so shards cross nodes."""
+    try:
+        from ray.cluster_utils import Cluster
+    except ImportError as exc:
+        pytest.skip(f"Ray is not installed ({exc.name}): pip install -e '.[ray]'")
+    setting = os.environ.get(RAY_SETTING)
+    if setting:
+        yield setting
+        return
+    node = {"num_cpus": 1, "object_store_memory": 200 * 1024**2}
+    cluster = Cluster(initialize_head=True, head_node_args=node)
+    try:
+        cluster.add_node(**node)
+        cluster.wait_for_nodes()
+        yield cluster.address
+    finally:
+        cluster.shutdown()
 
 
 @pytest.fixture(scope="session")

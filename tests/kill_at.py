@@ -4,7 +4,9 @@
 
 The process kills itself with SIGKILL, as the kernel's OOM killer or `kill -9` would: no Python cleanup, no
 rollback, no `finally`, open transactions and files left as they are. Each point sits inside a stage, where
-the most is half-done.
+the most is half-done. The WORKER_POINTS kill an engine's worker process instead, inside a task (the patched
+function travels to the workers by value, with this script): once (the first task to create the file
+$KILL_AT_MARKER dies), or every time.
 """
 
 import os
@@ -16,6 +18,7 @@ from recgen.cli import cli
 from recgen.evaluation import evaluator
 from recgen.ingest import load
 from recgen.models import keras_base
+from recgen.models.hybrid import scorer as hybrid_scorer
 from recgen.store.runs import RunRecord
 
 
@@ -62,6 +65,33 @@ POINTS = {
     "publish": lambda: kill_before(RunRecord, "publish"),
 }
 
+
+def kill_in_a_worker(module, name, marker: str | None):
+    """Let `module.name` run in this process; in any other (a worker), die first: once if `marker` is a file
+    path (the call that creates it dies), else every time."""
+    original = getattr(module, name)
+    driver = os.getpid()
+
+    def wrapper(*args, **kwargs):
+        if os.getpid() != driver:
+            if marker is None:
+                die()
+            try:
+                os.close(os.open(marker, os.O_CREAT | os.O_EXCL))
+                die()
+            except FileExistsError:
+                pass
+        return original(*args, **kwargs)
+
+    setattr(module, name, wrapper)
+
+
+WORKER_POINTS = {
+    # a worker scoring a shard of users dies in the middle of it
+    "scoring-worker-once": lambda: kill_in_a_worker(hybrid_scorer, "score_shard", os.environ["KILL_AT_MARKER"]),
+    "scoring-worker-always": lambda: kill_in_a_worker(hybrid_scorer, "score_shard", None),
+}
+
 if __name__ == "__main__":
-    POINTS[sys.argv[1]]()
+    {**POINTS, **WORKER_POINTS}[sys.argv[1]]()
     cli(sys.argv[2:])

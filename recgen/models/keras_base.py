@@ -17,11 +17,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
 from keras import layers, ops
 
+from recgen.artifacts import file_sha256
 from recgen.progress import Reporter, as_reporter
 
 PREDICT_BATCH = 65_536
@@ -63,6 +65,7 @@ class TrainReport:
     epochs_trained: int
     seconds: float
     rows: int
+    user_tables: Any = None  # per-user tables written beside the model file, if the family keeps any there
 
 
 class _EpochLog(keras.callbacks.Callback):
@@ -186,14 +189,6 @@ def save(model: keras.Model, directory: Path) -> tuple[Path, str]:
     finally:
         tmp.unlink(missing_ok=True)
     return final, digest
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def architecture(model: keras.Model) -> str:

@@ -12,15 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import keras
 from sqlalchemy import Engine
 
+from recgen.artifacts import ModelFile
 from recgen.constants import MODEL_HYBRID, MODEL_SEED, RUN_MODEL
+from recgen.engines import Placement
 from recgen.errors import ConfigError
 from recgen.features import Catalog, Interactions
-from recgen.models.hybrid import HybridFamily
+from recgen.models.hybrid.family import HybridFamily
 from recgen.models.keras_base import TrainReport
 from recgen.models.scorer import Scorer
 from recgen.models.seed import SeedFamily
@@ -41,11 +43,26 @@ class Family(Protocol):
     def params(self) -> dict:
         """The settings, as recorded in `models.params`."""
 
-    def build(self, engine: Engine, catalog: Catalog, train: Interactions) -> keras.Model: ...
+    def build(
+        self, engine: Engine, catalog: Catalog, train: Interactions, placement: Placement | None = None
+    ) -> keras.Model: ...
 
-    def train(self, keras_model: keras.Model, train: Interactions, progress: Progress) -> TrainReport: ...
+    def train(
+        self, keras_model: keras.Model, train: Interactions, progress: Progress, placement: Placement | None = None
+    ) -> TrainReport:
+        """Fit the model; per-user work after training runs on `placement`'s engine (families that have any)."""
 
-    def scorer(self, keras_model: keras.Model, catalog: Catalog, name: str = RUN_MODEL) -> Scorer: ...
+    def scorer(
+        self,
+        keras_model: keras.Model,
+        catalog: Catalog,
+        name: str = RUN_MODEL,
+        placement: Placement | None = None,
+        model_file: ModelFile | None = None,
+        user_tables: Any = None,
+    ) -> Scorer:
+        """What ranks with the model; with `placement`, scoring every user runs on its engine (families
+        whose scores are tower products), its workers loading `model_file`."""
 
 
 FAMILIES: dict[str, type[Family]] = {MODEL_HYBRID: HybridFamily, MODEL_SEED: SeedFamily}

@@ -218,12 +218,16 @@ class SeedFamily:
     def params(self) -> dict:
         return asdict(self.settings)
 
-    def build(self, engine: Engine, catalog: Catalog, train: Interactions) -> keras.Model:
+    def build(self, engine: Engine, catalog: Catalog, train: Interactions, placement=None) -> keras.Model:
         video_features, _ = seed_video_features(engine, catalog)
         return build_seed_model(len(catalog.user_ids), video_features, self.settings)
 
-    def train(self, keras_model: keras.Model, train: Interactions, progress) -> TrainReport:
-        return train_seed(keras_model, train, self.settings, progress=progress)
+    def train(self, keras_model: keras.Model, train: Interactions, progress, placement=None) -> TrainReport:
+        return train_seed(keras_model, train, self.settings, progress=progress)  # no per-user step to place
 
-    def scorer(self, keras_model: keras.Model, catalog: Catalog, name: str = RUN_MODEL) -> KerasScorer:
+    def scorer(
+        self, keras_model: keras.Model, catalog: Catalog, name: str = RUN_MODEL, placement=None, model_file=None,
+        user_tables=None,
+    ) -> KerasScorer:  # fmt: skip
+        """Scores in this process: its network is not a product of towers that shards of users could share."""
         return KerasScorer(keras_model, len(catalog.video_ids), name=name)

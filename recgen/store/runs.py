@@ -7,6 +7,7 @@ previous results in place.
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine, delete, func, select, update
 
-from recgen.constants import STATUS_FAILED, STATUS_PUBLISHED, STATUS_RUNNING
+from recgen.constants import STATUS_FAILED, STATUS_PUBLISHED, STATUS_RUNNING, USER_TABLES_SUFFIX
 from recgen.store.engine import utc_now
 from recgen.store.schema import models, recommendations, run_metrics, runs, user_metrics
 
@@ -129,5 +130,7 @@ def prune(engine: Engine, keep_runs: int, log: Log) -> None:
     deleted = [Path(row.path) for row in retired if Path(row.path).is_file()]
     for path in deleted:
         path.unlink(missing_ok=True)
+    for row in retired:  # and the per-user tables kept beside a model file, if it had any
+        shutil.rmtree(Path(row.path).with_suffix(USER_TABLES_SUFFIX), ignore_errors=True)
     if deleted:
         log(f"retention: deleted {len(deleted)} model file(s) no kept run uses")

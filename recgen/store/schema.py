@@ -280,6 +280,21 @@ models = Table(
     comment="Trained models, one row per saved .keras file.",
 )
 
+
+model_user_tables = Table(
+    "model_user_tables",
+    metadata,
+    _col("model_id", Integer, "Model the tables belong to", ForeignKey("models.id"), primary_key=True),
+    _col(
+        "first_user", Integer, "First user of the file (catalogue index: users sorted by id, from 0)", primary_key=True
+    ),
+    _col("stop_user", Integer, "One past the last user of the file (catalogue index)", nullable=False),
+    _col("path", Text, "Parquet file: each user's refit correction and residual factors", nullable=False),
+    _col("sha256", String(64), "SHA-256 of the file, checked before a worker reads it", nullable=False),
+    comment="Per-user tables of a model trained with --engine ray, kept beside its .keras file instead of inside "
+    "it: one file per range of users, each read only by the workers that score those users.",
+)
+
 runs = Table(
     "runs",
     metadata,

@@ -20,50 +20,31 @@ model still leaves unexplained is factorised (`factors`: alternating least squar
 a side), and the factors are appended to both towers' vectors: a taste no feature carries. Both fit on every
 training row, the rows of the lists that validated `model.fit` included.
 
+The refit and the factors are maps over shards of users (and videos) on the run's engine (recgen.engines):
+`solves` holds their numpy arithmetic, which a cluster's workers run without Keras.
+
 Cold start: id embeddings are dropped for a share of the training lists (`id_dropout`), so the towers also
 learn to score from features alone; users and videos without training rows get no id embedding at all.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
-
-import keras
-from sqlalchemy import Engine
-
-from recgen.constants import MODEL_HYBRID, RUN_MODEL
-from recgen.features import Catalog, Interactions
-from recgen.models.hybrid.network import build_hybrid_model
-from recgen.models.hybrid.scorer import TowerScorer
-from recgen.models.hybrid.settings import ABLATION_GROUPS, HybridSettings
-from recgen.models.hybrid.tables import side_tables
-from recgen.models.hybrid.training import train_hybrid
-from recgen.models.keras_base import TrainReport
-
 __all__ = ["ABLATION_GROUPS", "HybridFamily", "HybridSettings", "TowerScorer", "build_hybrid_model", "side_tables"]
 
+_WHERE = {
+    "ABLATION_GROUPS": "settings",
+    "HybridSettings": "settings",
+    "HybridFamily": "family",
+    "TowerScorer": "scorer",
+    "build_hybrid_model": "network",
+    "side_tables": "tables",
+}
 
-class HybridFamily:
-    """The `hybrid` family (recgen.models.registry.Family)."""
 
-    name = MODEL_HYBRID
-    content_path = True
+def __getattr__(name: str):
+    """The package's names, imported on first use: a worker that runs only `solves` never loads Keras."""
+    if name in _WHERE:
+        from importlib import import_module
 
-    def __init__(self, seed: int, **overrides):
-        self.settings = replace(HybridSettings(seed=seed), **overrides)
-
-    def key(self) -> str:
-        return self.settings.key()
-
-    def params(self) -> dict:
-        return asdict(self.settings)
-
-    def build(self, engine: Engine, catalog: Catalog, train: Interactions) -> keras.Model:
-        users, videos = side_tables(engine, catalog, train, self.settings)
-        return build_hybrid_model(users, videos, self.settings)
-
-    def train(self, keras_model: keras.Model, train: Interactions, progress) -> TrainReport:
-        return train_hybrid(keras_model, train, self.settings, progress=progress)
-
-    def scorer(self, keras_model: keras.Model, catalog: Catalog, name: str = RUN_MODEL) -> TowerScorer:
-        return TowerScorer(keras_model, len(catalog.user_ids), len(catalog.video_ids), self.settings, name)
+        return getattr(import_module(f"recgen.models.hybrid.{_WHERE[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,19 +1,26 @@
-"""Residual factors: a matrix factorisation of what the trained hybrid model leaves unexplained."""
+"""The default model's last training step, part two: residual factors, a matrix factorisation of what the
+trained model still leaves unexplained.
+
+The towers reach a user x video match through the video's id embedding and a deep tower, and training stops
+(on the validation loss) before much of a purely collaborative taste is learned. The rows' residuals
+(targets minus the refitted model's fit, capped at +-delta like the loss) are factorised by alternating least
+squares: each sweep solves every user's `rank` factors as a ridge regression on the videos' (a map over user
+shards on the engine, `solves.factors_shard`), then every video's on the users' (a map over video shards).
+Both tables start small and random; users and videos without rows, or without an id of their own, keep
+zeros. Each side's table is appended to its tower's vector, so the dot product adds them.
+"""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
 
-import keras
 import numpy as np
 
-from recgen.models.keras_base import tower_outputs
+from recgen.engines import Executor
+from recgen.models.hybrid.solves import ROW_SLICE, ShardRows, factors_shard, residual_shard, shard_rows
 
 FACTORS_LAYER = "residual_factors"  # "user_residual_factors" and "video_residual_factors"
-
-
-ROW_SLICE = 262_144  # rows per slice when scoring every training row
 
 
 @dataclass(frozen=True)
@@ -25,72 +32,71 @@ class FactorsReport:
 
 
 def fit_residual_factors(
-    pair_model: keras.Model,
-    users: np.ndarray,
-    videos: np.ndarray,
-    targets: np.ndarray,
+    executor: Executor,
+    user_rows: list[ShardRows],
+    user_order: np.ndarray,
+    user_vectors: np.ndarray,
+    user_bias: np.ndarray,
+    video_vectors: np.ndarray,
+    video_bias: np.ndarray,
+    row_users: np.ndarray,
+    row_videos: np.ndarray,
+    owned: tuple[np.ndarray, np.ndarray],
+    video_shards: list[tuple[int, int]],
+    rank: int,
     delta: float,
     ridge: float,
     steps: int,
     seed: int,
-) -> FactorsReport:
-    """Set the towers' residual factors: a matrix factorisation of what the trained model leaves unexplained.
+    progress=None,
+) -> tuple[np.ndarray, np.ndarray, FactorsReport]:
+    """(user factors, video factors, report) of the residuals of the model whose towers give `user_vectors`,
+    `user_bias`, `video_vectors`, `video_bias` (the refit included, factor columns zero).
 
-    The towers reach a user x video match through the video's id embedding and a deep tower, and training
-    stops (on the validation loss) before much of a purely collaborative taste is learned; the users' and
-    videos' residuals (targets minus the model's fit, capped at +-`delta` like the loss) are factorised by
-    alternating least squares, `steps` sweeps, each user's and video's `rank` factors a ridge regression
-    (penalty `ridge`) on the other side's. Both tables start small and random; users and videos without
-    rows keep zeros. Each side's table is appended to its tower's vector, so the dot product adds them."""
+    `user_rows` are the training rows by user shard (targets as values) and `user_order` the grouping order
+    (`solves.shard_rows`); `row_users`, `row_videos` the rows in log order; `owned` the (user, video) ids with
+    parameters of their own."""
     started = time.perf_counter()
-    user_table = pair_model.get_layer("user_tower").get_layer(f"user_{FACTORS_LAYER}")
-    video_table = pair_model.get_layer("video_tower").get_layer(f"video_{FACTORS_LAYER}")
-    rank = user_table.n_features
-    for table in (user_table, video_table):
-        table.table.assign(np.zeros((table.n_rows, rank), dtype=np.float32))
-    user_vec, user_bias = tower_outputs(pair_model.get_layer("user_tower"), user_table.n_rows)
-    video_vec, video_bias = tower_outputs(pair_model.get_layer("video_tower"), video_table.n_rows)
-    fit = _row_scores(user_vec, video_vec, users, videos) + user_bias[users, 0] + video_bias[videos, 0]
-    residual = np.clip(targets - fit, -delta, delta).astype(np.float32)
+    n_users, n_videos = len(user_bias), len(video_bias)
+    tables = (executor.share(video_vectors), executor.share(video_bias))
+    items = [(part, user_vectors[_span(part)], user_bias[_span(part)]) for part in user_rows]
+    residual = np.empty(len(row_users), dtype=np.float32)
+    residual[user_order] = np.concatenate(executor.map(residual_shard, items, shared=(*tables, delta)))
     rng = np.random.default_rng(seed)
-    factors = [rng.normal(0, 0.01, (table.n_rows, rank)).astype(np.float32) for table in (user_table, video_table)]
-    # Only users and videos with their own parameters (rows, and an id) get factors.
-    owned = [
-        pair_model.get_layer(f"{side}_tower").get_layer(f"{side}_known").table.numpy()[:, 0] > 0
-        for side in ("user", "video")
-    ]
-    # Per side: the rows grouped by its ids, each row's other-side id and residual in that order.
+    factors = [rng.normal(0, 0.01, (n, rank)).astype(np.float32) for n in (n_users, n_videos)]
+    # Per side: its shards' rows (the other side's ids, the residuals), sent to the workers once for all sweeps.
+    user_shards = [(part.first, part.first + part.n_ids) for part in user_rows]
     sides = []
-    for own_ids, other_ids, n in ((users, videos, user_table.n_rows), (videos, users, video_table.n_rows)):
-        order, bounds = grouped(own_ids, n)
-        sides.append((bounds, other_ids[order], residual[order]))
-    penalty = ridge * np.eye(rank)
-    for _ in range(steps):
-        for side, (bounds, other_ids, ordered) in enumerate(sides):
-            other, own = factors[1 - side], np.zeros_like(factors[side])
-            for entity in np.flatnonzero((np.diff(bounds) > 0) & owned[side]):  # each solve vectorised
-                rows = slice(bounds[entity], bounds[entity + 1])
-                x = other[other_ids[rows]]
-                own[entity] = np.linalg.solve((x.T @ x).astype(np.float64) + penalty, x.T @ ordered[rows])
-            factors[side] = own
-    after = residual - _row_scores(factors[0], factors[1], users, videos)
-    user_table.table.assign(factors[0])
-    video_table.table.assign(factors[1])
-    return FactorsReport(
-        rank,
-        float(np.sqrt(np.mean(residual**2))),
-        float(np.sqrt(np.mean(after**2))),
-        time.perf_counter() - started,
+    for own_ids, other_ids, n, shards in (
+        (row_users, row_videos, n_users, user_shards),
+        (row_videos, row_users, n_videos, video_shards),
+    ):
+        parts, _ = shard_rows(own_ids, other_ids, residual, n, shards)
+        sides.append([(executor.share(part), owned[len(sides)][_span(part)]) for part in parts])
+    for sweep in range(steps):
+        for side, side_items in enumerate(sides):
+            other = executor.share(factors[1 - side])
+            factors[side] = np.concatenate(executor.map(factors_shard, side_items, shared=(other, ridge)))
+        if progress:
+            progress(sweep + 1)
+    fitted = _row_products(factors[0], factors[1], row_users, row_videos)
+    return (
+        factors[0],
+        factors[1],
+        FactorsReport(
+            rank,
+            float(np.sqrt(np.mean(residual**2))),
+            float(np.sqrt(np.mean((residual - fitted) ** 2))),
+            time.perf_counter() - started,
+        ),
     )
 
 
-def grouped(ids: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The rows' order grouped by id (stable), and where each id 0..n-1's rows start and end in it."""
-    order = np.argsort(ids, kind="stable")
-    return order, np.searchsorted(ids[order], np.arange(n + 1))
+def _span(part: ShardRows) -> slice:
+    return slice(part.first, part.first + part.n_ids)
 
 
-def _row_scores(left: np.ndarray, right: np.ndarray, users: np.ndarray, videos: np.ndarray) -> np.ndarray:
+def _row_products(left: np.ndarray, right: np.ndarray, users: np.ndarray, videos: np.ndarray) -> np.ndarray:
     """<left[user], right[video]> for every row, in slices (never a rows x dim array of the whole log)."""
     out = np.empty(len(users), dtype=np.float32)
     for start in range(0, len(users), ROW_SLICE):

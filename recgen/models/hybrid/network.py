@@ -37,7 +37,30 @@ class IdDropout(layers.Layer):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}
 
 
-def _tower(name: str, tables: SideTables, settings: HybridSettings, n_taste: int = 0) -> keras.Model:
+@keras.saving.register_keras_serializable(package="recgen")
+class ExternalTable(layers.Layer):
+    """Stands for a per-user table kept outside the model file (`user_tables`): zeros here, the table's rows
+    added to the tower's outputs by whoever scores with the model. A model of 10^8 users then does not make
+    every worker that loads it load their tables too."""
+
+    def __init__(self, n_features: int, **kwargs):
+        super().__init__(**kwargs)
+        self.n_features = n_features
+
+    def call(self, ids):
+        return ops.zeros((ops.shape(ids)[0], self.n_features), dtype=self.compute_dtype)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "n_features": self.n_features}
+
+
+def _per_user_table(n: int, n_features: int, name: str, outside: bool) -> layers.Layer:
+    return ExternalTable(n_features, name=name) if outside else FeatureLookup(n, n_features, name=name)
+
+
+def _tower(
+    name: str, tables: SideTables, settings: HybridSettings, n_taste: int = 0, tables_outside: bool = False
+) -> keras.Model:
     """ids -> (vector of `dim`, scalar bias[, taste of n_taste]) from the id embedding and feature lookups.
 
     For videos, the fixed content descriptors are appended to the vector (and the user's taste weights to
@@ -94,7 +117,7 @@ def _tower(name: str, tables: SideTables, settings: HybridSettings, n_taste: int
         taste = layers.Add(name=f"{name}_taste")([layers.Dense(n_taste, name=f"{name}_taste_dense")(x), taste_id])
         vector = layers.Concatenate(name=f"{name}_full_vector")([vector, taste])
     if name == "user":  # the correction `refit_users` sets after training (zeros until then and without rows)
-        correction = FeatureLookup(n, settings.dim + n_taste + 1, name=REFIT_LAYER)(ids)
+        correction = _per_user_table(n, settings.dim + n_taste + 1, REFIT_LAYER, tables_outside)(ids)
         vector = layers.Add(name=f"{name}_refit_vector")([vector, correction[:, :-1]])
         bias = layers.Add(name=f"{name}_refit_bias")([bias, correction[:, -1:]])
     has_content = tables.content is not None and tables.content.shape[1] > 0
@@ -102,7 +125,8 @@ def _tower(name: str, tables: SideTables, settings: HybridSettings, n_taste: int
         content_lookup = FeatureLookup(n, tables.content.shape[1], name=f"{name}_content")
         vector = layers.Concatenate(name=f"{name}_full_vector")([vector, content_lookup(ids)])
     if settings.residual_rank:  # set by `fit_residual_factors` after training (zeros until then)
-        factors = FeatureLookup(n, settings.residual_rank, name=f"{name}_{FACTORS_LAYER}")(ids)
+        factor_table = f"{name}_{FACTORS_LAYER}"
+        factors = _per_user_table(n, settings.residual_rank, factor_table, tables_outside and name == "user")(ids)
         vector = layers.Concatenate(name=f"{name}_factored_vector")([vector, factors])
     tower = keras.Model(ids, [vector, bias], name=f"{name}_tower")
     if has_content:
@@ -115,12 +139,16 @@ def _tower(name: str, tables: SideTables, settings: HybridSettings, n_taste: int
     return tower
 
 
-def build_hybrid_model(users: SideTables, videos: SideTables, settings: HybridSettings) -> keras.Model:
+def build_hybrid_model(
+    users: SideTables, videos: SideTables, settings: HybridSettings, user_tables_outside: bool = False
+) -> keras.Model:
+    """The pair model over both towers; with `user_tables_outside`, the per-user tables fitted after training
+    (the refit's correction, the residual factors) are kept outside it (`ExternalTable`)."""
     keras.utils.set_random_seed(settings.seed)
     user = keras.Input(shape=(), dtype="int32", name="user")
     video = keras.Input(shape=(), dtype="int32", name="video")
     n_taste = 0 if videos.content is None else videos.content.shape[1]
-    user_vec, user_bias = _tower("user", users, settings, n_taste=n_taste)(user)
+    user_vec, user_bias = _tower("user", users, settings, n_taste=n_taste, tables_outside=user_tables_outside)(user)
     video_vec, video_bias = _tower("video", videos, settings)(video)
     score = ops.sum(user_vec * video_vec, axis=-1) + ops.squeeze(user_bias + video_bias, -1)
     return keras.Model({"user": user, "video": video}, score, name="hybrid")

@@ -1,5 +1,4 @@
-"""The default model's last training steps: each user's own parameters re-estimated by empirical Bayes
-(`refit_users`), then factors of what is left unexplained (`fit_residual_factors`).
+"""The default model's last training step, part one: each user's own parameters re-estimated by empirical Bayes.
 
 After `model.fit`, the user tower gives a user a vector and a bias: what their features predict (the
 feature path, all a user without training rows gets) plus their own deviation, learned by gradient steps
@@ -12,9 +11,10 @@ variance, so a user with few rows stays near what their features predict and one
 rows. Rows weigh as under the training loss (Huber: 1 within `delta` of the fit, delta / |error| beyond;
 asymmetric: 2 x expectile when under-predicted, 2 x (1 - expectile) over), by reweighted least squares.
 
-The result is stored in the model: a fixed per-user correction added to the user tower's output
-(`REFIT_LAYER`; zeros while training and for users without rows), so a saved model scores with it; the
-residual factors likewise, as fixed tables appended to both towers' vectors.
+The per-user regressions run on the engine, a shard of users at a time (`solves.refit_shard`); the prior and
+the noise, which every user shares, are measured here first. The result is a fixed per-user correction added
+to the user tower's output (`REFIT_LAYER`; zeros while training and for users without rows), stored in the
+model or, on a cluster, beside it (`user_tables`).
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from recgen.models.hybrid.factors import grouped
-from recgen.models.keras_base import tower_outputs
+from recgen.engines import Executor, ModelRef
+from recgen.models.hybrid.solves import ShardRows, refit_shard
+from recgen.models.keras_base import PREDICT_BATCH
 
 REFIT_LAYER = "user_refit"
 PRIOR_USERS = 0.4  # the share of known users, those with the most rows, whose deviations set the prior
@@ -41,71 +42,82 @@ class RefitReport:
     seconds: float
 
 
-def refit_users(
-    pair_model: keras.Model,
-    users: np.ndarray,
-    videos: np.ndarray,
-    targets: np.ndarray,
-    delta: float,
-    expectile: float,
-) -> RefitReport:
-    """Set the user tower's correction so that each user with rows scores with the refitted parameters.
+@dataclass(frozen=True)
+class TowerOutputs:
+    """Each id's tower output in inference mode: the vector, the bias; for users also through the feature path
+    alone (`prior_*`: as if the user had no parameters of their own)."""
 
-    `users`, `videos` are the training rows' indexes, `targets` their transformed watch ratios (the model's
-    target); `delta` and `expectile` those of the training loss."""
-    started = time.perf_counter()
-    user_tower, video_tower = pair_model.get_layer("user_tower"), pair_model.get_layer("video_tower")
-    correction = user_tower.get_layer(REFIT_LAYER)
-    n_users = correction.n_rows
-    correction.table.assign(np.zeros((n_users, correction.n_features), dtype=np.float32))
-    width = correction.n_features - 1  # the vector's columns before the residual factors (zeros here)
-    trained = _outputs(user_tower, n_users, width)
-    known = user_tower.get_layer("user_known")
+    vectors: np.ndarray  # (n, dim) float32
+    bias: np.ndarray  # (n,) float32
+    prior_vectors: np.ndarray | None = None
+    prior_bias: np.ndarray | None = None
+
+
+def user_outputs_shard(pair_model: keras.Model, start: int, stop: int) -> TowerOutputs:
+    """The user tower's outputs for users start..stop-1 (one batch: the same floats on every engine), with
+    their own parameters and through the feature path alone."""
+    tower = pair_model.get_layer("user_tower")
+    ids = np.arange(start, stop, dtype=np.int32)
+    vectors, bias = tower.predict(ids, verbose=0, batch_size=PREDICT_BATCH)
+    known = tower.get_layer("user_known")
     flags = known.table.numpy()
     known.table.assign(np.zeros_like(flags))  # every user through the feature path alone
     try:
-        prior_mean = _outputs(user_tower, n_users, width)
+        prior_vectors, prior_bias = tower.predict(ids, verbose=0, batch_size=PREDICT_BATCH)
     finally:
         known.table.assign(flags)
-    n_videos = video_tower.get_layer("video_known").n_rows
-    video_vec, video_bias = tower_outputs(video_tower, n_videos)
-    design = np.hstack([video_vec[:, :width], np.ones((n_videos, 1), dtype=np.float32)])  # the constant: the bias's
-    # What the feature path leaves for each row's user to explain, and the deviation the fit gave the user.
-    left = targets.astype(np.float32) - video_bias[videos, 0]
+    return TowerOutputs(vectors, bias[:, 0], prior_vectors, prior_bias[:, 0])
+
+
+def user_outputs(executor: Executor, model: ModelRef, shards: list[tuple[int, int]], progress=None) -> TowerOutputs:
+    """Every user's outputs (`user_outputs_shard`), a shard at a time on the engine's Keras workers."""
+    parts = executor.map(user_outputs_shard, shards, model=model, progress=progress)
+    return TowerOutputs(*(np.concatenate([getattr(p, name) for p in parts]) for name in TowerOutputs.__annotations__))
+
+
+def refit_users(
+    executor: Executor,
+    users: TowerOutputs,
+    videos: TowerOutputs,
+    rows: list[ShardRows],
+    row_users: np.ndarray,
+    row_videos: np.ndarray,
+    targets: np.ndarray,
+    fitted: np.ndarray,
+    width: int,
+    delta: float,
+    expectile: float,
+    progress=None,
+) -> tuple[np.ndarray, RefitReport]:
+    """The correction (n_users x (width + 1): vector, then bias) that refits every `fitted` user.
+
+    `rows` are the training rows by user shard (targets as values); `row_users`, `row_videos`, `targets` the
+    same rows in log order, for the noise; `width` the vector's columns the refit changes (the latent and
+    taste parts: not the residual factors, zeros here)."""
+    started = time.perf_counter()
+    n_users = len(users.bias)
+    trained = np.hstack([users.vectors[:, :width], users.bias[:, None]]).astype(np.float64)
+    prior_mean = np.hstack([users.prior_vectors[:, :width], users.prior_bias[:, None]]).astype(np.float64)
+    design = np.hstack([videos.vectors[:, :width], np.ones((len(videos.bias), 1), dtype=np.float32)])
     deviation = trained - prior_mean
-    counts = np.bincount(users, minlength=n_users)
-    fitted = (counts > 0) & (flags[:, 0] > 0)  # users with rows and their own parameters
     if not fitted.any():
-        return RefitReport(0, float("nan"), time.perf_counter() - started)
+        return np.zeros((n_users, width + 1), dtype=np.float32), RefitReport(0, float("nan"), 0.0)
+    counts = np.bincount(row_users, minlength=n_users)
     heavy = fitted & (counts >= np.quantile(counts[fitted], 1 - PRIOR_USERS))
     # The rows' noise around the trained fit, errors capped at delta, on every k-th row (about NOISE_ROWS).
-    every = slice(None, None, max(1, len(users) // NOISE_ROWS))
-    fit = np.einsum("ij,ij->i", (prior_mean + deviation).astype(np.float32)[users[every]], design[videos[every]])
-    noise = float(np.mean(np.minimum((left[every] - fit) ** 2, delta**2)))
+    every = slice(None, None, max(1, len(row_users) // NOISE_ROWS))
+    left = targets[every].astype(np.float32) - videos.bias[row_videos[every]]
+    fit = np.einsum(
+        "ij,ij->i", (prior_mean + deviation).astype(np.float32)[row_users[every]], design[row_videos[every]]
+    )
+    noise = float(np.mean(np.minimum((left - fit) ** 2, delta**2)))
     # The prior's weight per dimension: that noise over the spread of the heavy users' deviations.
     penalty = np.diag(noise / (deviation[heavy].var(axis=0) + 1e-8))
-    order, bounds = grouped(users, n_users)
-    sorted_videos, sorted_left = videos[order], left[order]
-    for user in np.flatnonzero(fitted):
-        # One small regression per user (~60 parameters over that user's rows): a loop over users, each
-        # step vectorised over the user's rows, which are gathered once for all the passes.
-        rows = slice(bounds[user], bounds[user + 1])
-        x = design[sorted_videos[rows]]
-        y = sorted_left[rows] - x @ prior_mean[user].astype(np.float32)
-        for _ in range(STEPS):
-            error = y - x @ deviation[user].astype(np.float32)
-            weight = np.minimum(1.0, delta / np.maximum(np.abs(error), 1e-12))
-            weight *= np.where(error > 0, 2 * expectile, 2 * (1 - expectile))
-            xw = x * weight[:, None]
-            gram = (xw.T @ x).astype(np.float64)  # float32 products, solved in float64
-            deviation[user] = np.linalg.solve(gram + penalty, (xw.T @ y).astype(np.float64))
-    refitted = np.where(fitted[:, None], prior_mean + deviation - trained, 0.0)
-    correction.table.assign(refitted.astype(np.float32))
-    return RefitReport(int(fitted.sum()), noise, time.perf_counter() - started)
-
-
-def _outputs(user_tower: keras.Model, n_users: int, width: int) -> np.ndarray:
-    """Every user's vector (its first `width` columns) and bias, one row each (the bias last), in inference
-    mode."""
-    vector, bias = tower_outputs(user_tower, n_users)
-    return np.hstack([vector[:, :width], bias]).astype(np.float64)
+    items = [
+        (part, trained[part.first : part.first + part.n_ids], prior_mean[part.first : part.first + part.n_ids],
+         fitted[part.first : part.first + part.n_ids])
+        for part in rows
+    ]  # fmt: skip
+    shared = (executor.share(design), executor.share(videos.bias), penalty, delta, expectile, STEPS)
+    correction = np.concatenate(executor.map(refit_shard, items, shared=shared, progress=progress))
+    return correction, RefitReport(int(fitted.sum()), noise, time.perf_counter() - started)

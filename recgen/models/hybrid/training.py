@@ -9,12 +9,15 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
+from recgen.engines import LocalExecutor, ModelRef, Placement, local_placement, shard_bounds
 from recgen.features import Interactions
-from recgen.models.hybrid.factors import fit_residual_factors
+from recgen.models.hybrid.factors import FACTORS_LAYER, fit_residual_factors
 from recgen.models.hybrid.network import ListLoss, ListTrainer
-from recgen.models.hybrid.refit import refit_users
+from recgen.models.hybrid.refit import REFIT_LAYER, TowerOutputs, refit_users, user_outputs
 from recgen.models.hybrid.settings import HybridSettings, target
-from recgen.models.keras_base import TrainReport, epoch_logger, signals_between_batches
+from recgen.models.hybrid.solves import shard_rows
+from recgen.models.hybrid.user_tables import UserTables, write_user_tables
+from recgen.models.keras_base import TrainReport, epoch_logger, signals_between_batches, tower_outputs
 from recgen.progress import Reporter, as_reporter
 
 
@@ -69,12 +72,27 @@ def train_hybrid(
     rows: Interactions,
     settings: HybridSettings,
     progress: Reporter | Callable[[str], None] | None = None,
+    placement: Placement | None = None,
 ) -> TrainReport:
-    """Fit the towers on per-user lists with `model.fit`; `validation_share` of the lists validate, early
-    stopping keeps the best epoch's weights; then, with `settings.refit`, the users' own parameters are
-    refitted (`refit_users`), and with `settings.residual_rank`, what is left is factorised
-    (`fit_residual_factors`)."""
+    """Fit the towers (`fit_towers`); then, with `settings.refit`, the users' own parameters are refitted
+    (`refit_users`), and with `settings.residual_rank`, what is left is factorised (`fit_residual_factors`),
+    both on the placement's engine (`fit_user_parameters`)."""
     started = time.perf_counter()
+    val_losses = fit_towers(pair_model, rows, settings, progress)
+    tables = None
+    if settings.refit or settings.residual_rank:
+        tables = fit_user_parameters(pair_model, rows, settings, placement or local_placement(), as_reporter(progress))
+    return TrainReport(float(np.min(val_losses)), len(val_losses), time.perf_counter() - started, len(rows), tables)
+
+
+def fit_towers(
+    pair_model: keras.Model,
+    rows: Interactions,
+    settings: HybridSettings,
+    progress: Reporter | Callable[[str], None] | None = None,
+) -> list[float]:
+    """`model.fit` on per-user lists: `validation_share` of the lists validate, early stopping keeps the best
+    epoch's weights. Returns each epoch's validation loss."""
     lists = make_lists(rows, settings.list_size, settings)
     trainer = ListTrainer(pair_model, settings.list_size)
     trainer.compile(
@@ -98,24 +116,56 @@ def train_hybrid(
             callbacks=[stop, *held, *epoch_logger(progress)],
             verbose=0,
         )
-    val_losses = history.history["val_loss"]
+    return history.history["val_loss"]
+
+
+def fit_user_parameters(
+    pair_model: keras.Model, rows: Interactions, settings: HybridSettings, placement: Placement, reporter: Reporter
+) -> UserTables | None:
+    """After `model.fit`: the refit and the residual factors, maps over shards of users (and videos) on the
+    placement's engine. Their tables go into the model, or beside it (returned) with `tables_outside`."""
+    executor = placement.executor
+    user_tower, video_tower = pair_model.get_layer("user_tower"), pair_model.get_layer("video_tower")
+    n_users, n_videos = user_tower.get_layer("user_known").n_rows, video_tower.get_layer("video_known").n_rows
+    width = user_tower.get_layer(REFIT_LAYER).n_features - 1  # the vector's columns before the residual factors
+    user_shards = shard_bounds(n_users, placement.shard_users)
+    # In this process on every engine: a batch's floats depend on the threads that computed it, and the
+    # alternating least squares would amplify a rounding difference into the engines' results.
+    users = user_outputs(LocalExecutor(), ModelRef(None, pair_model), user_shards)
+    video_vectors, video_bias = tower_outputs(video_tower, n_videos)
+    videos = TowerOutputs(video_vectors.astype(np.float32), video_bias[:, 0].astype(np.float32))
     targets = target(rows.watch_ratio, settings)
+    by_user, user_order = shard_rows(rows.users, rows.videos, targets, n_users, user_shards)
+    owned = [tower.get_layer(f"{side}_known").table.numpy()[:, 0] > 0 for side, tower in
+             (("user", user_tower), ("video", video_tower))]  # fmt: skip
+    correction = np.zeros((n_users, width + 1), dtype=np.float32)
     if settings.refit:
-        refit = refit_users(pair_model, rows.users, rows.videos, targets, settings.huber_delta, settings.expectile)
-        as_reporter(progress).log(f"refitted {refit.users:,} users' own parameters in {refit.seconds:.1f} s")
+        fitted = (np.bincount(rows.users, minlength=n_users) > 0) & owned[0]
+        correction, refit = refit_users(
+            executor, users, videos, by_user, rows.users, rows.videos, targets, fitted, width,
+            settings.huber_delta, settings.expectile,
+        )  # fmt: skip
+        reporter.log(f"refitted {refit.users:,} users' own parameters in {refit.seconds:.1f} s")
+    factors = [np.zeros((n, settings.residual_rank), dtype=np.float32) for n in (n_users, n_videos)]
     if settings.residual_rank:
-        factors = fit_residual_factors(
-            pair_model,
-            rows.users,
-            rows.videos,
-            targets,
-            settings.huber_delta,
-            settings.residual_ridge,
-            settings.residual_steps,
+        vectors = users.vectors.copy()
+        vectors[:, :width] += correction[:, :width]  # the refitted users, as the tower gives them with it
+        user_factors, video_factors, report = fit_residual_factors(
+            executor, by_user, user_order, vectors, users.bias + correction[:, width], videos.vectors,
+            videos.bias, rows.users, rows.videos, owned, shard_bounds(n_videos, placement.shard_users),
+            settings.residual_rank, settings.huber_delta, settings.residual_ridge, settings.residual_steps,
             settings.seed,
+        )  # fmt: skip
+        factors = [user_factors, video_factors]
+        reporter.log(
+            f"residual factors (rank {report.rank}): rmse {report.rmse_before:.4f} -> {report.rmse_after:.4f} "
+            f"in {report.seconds:.1f} s"
         )
-        as_reporter(progress).log(
-            f"residual factors (rank {factors.rank}): rmse {factors.rmse_before:.4f} -> {factors.rmse_after:.4f} "
-            f"in {factors.seconds:.1f} s"
-        )
-    return TrainReport(float(np.min(val_losses)), len(val_losses), time.perf_counter() - started, len(rows))
+        video_tower.get_layer(f"video_{FACTORS_LAYER}").table.assign(video_factors)
+    if placement.tables_outside:
+        return write_user_tables(placement.artifacts, correction, factors[0], user_shards)
+    if settings.refit:
+        user_tower.get_layer(REFIT_LAYER).table.assign(correction)
+    if settings.residual_rank:
+        user_tower.get_layer(f"user_{FACTORS_LAYER}").table.assign(factors[0])
+    return None
