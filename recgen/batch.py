@@ -28,6 +28,7 @@ from recgen.constants import (
     MODEL_HYBRID,
     MODEL_SEED,
     MODELS_SUBDIR,
+    RAY_RETRIES,
     REPORT_SUBDIR,
     RETRAIN_AUTO,
     RETRAIN_CHOICES,
@@ -78,6 +79,7 @@ class BatchOptions:
     engine: str = ENGINE_LOCAL  # where the per-user stages run (recgen.engines)
     ray_address: str | None = None
     workers: int | None = None  # the engine's workers (Ray: default, the cluster's CPUs)
+    ray_retries: int = RAY_RETRIES
     shard_users: int = SHARD_USERS
     scorer: str = SCORER_NUMPY
 
@@ -168,7 +170,7 @@ def run_batch(options: BatchOptions, reporter: Reporter | None = None) -> RunSum
 @contextmanager
 def _placement(options: BatchOptions, log) -> Iterator[Placement]:
     """The run's engine, connected for the run's duration (a Ray cluster's workers write to --artifacts)."""
-    executor = open_executor(options.engine, options.ray_address, options.workers, log)
+    executor = open_executor(options.engine, options.ray_address, options.workers, log, options.ray_retries)
     try:
         yield Placement(
             executor,

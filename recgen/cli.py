@@ -27,6 +27,7 @@ from recgen.constants import (
     MAX_REJECTED,
     MODEL_CHOICES,
     RAY_EXTRA,
+    RAY_RETRIES,
     REPORT_SUBDIR,
     RETRAIN_AUTO,
     RETRAIN_CHOICES,
@@ -278,6 +279,15 @@ def cli(ctx, quiet, log_format) -> None:
     help="The Ray cluster to run on, e.g. ray://head:10001 or head:6379  [default: a new one on this machine].",
 )
 @click.option(
+    "--ray-retries",
+    envvar=env("RAY_RETRIES"),
+    show_envvar=True,
+    type=click.IntRange(0),
+    default=RAY_RETRIES,
+    show_default=True,
+    help="Times Ray runs a shard again when its worker dies (killed, out of memory, node lost) before the run fails.",
+)
+@click.option(
     "--workers",
     envvar=env("WORKERS"),
     show_envvar=True,
@@ -306,7 +316,7 @@ def cli(ctx, quiet, log_format) -> None:
 @_expected_failures
 def run_batch(
     db, data_dir, retrain, model_name, k, seed, sample_scale, keep_runs, max_rejected, artifacts, engine,
-    ray_address, workers, shard_users, scorer,
+    ray_address, ray_retries, workers, shard_users, scorer,
 ) -> None:  # fmt: skip
     """Run the nightly job: ingest, features, train or reload, recommend, evaluate, publish.
 
@@ -333,6 +343,7 @@ def run_batch(
         artifacts=str(artifacts) if artifacts else None,
         engine=engine,
         ray_address=ray_address,
+        ray_retries=ray_retries,
         workers=workers,
         shard_users=shard_users,
         scorer=scorer,

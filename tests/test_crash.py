@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from conftest import isolated_copy, query, run_cli
 from kill_at import POINTS
 
@@ -51,6 +52,7 @@ def recgen_process(*args, **popen):
     return subprocess.Popen(command, text=True, preexec_fn=_interruptible, **popen)
 
 
+@pytest.mark.slow
 def test_a_run_killed_inside_any_stage_leaves_the_last_publication_and_the_next_run_succeeds(
     published, tiny_sample, tmp_path
 ):

@@ -1,6 +1,7 @@
 """The per-user stages on a real Ray cluster (two nodes on this machine) give what the local engine gives, from
-the same shards; a worker killed mid-scoring is run again by Ray and the run is published once; a run that
-cannot finish publishes nothing. Real processes, the real CLI, no mocks."""
+the same shards: the fitted tables to the bit, the same lists (scores within 1e-6, relative) and metrics;
+a worker killed mid-scoring is run again by Ray and the run is published once; a run that cannot finish
+publishes nothing. Real processes, the real CLI, no mocks."""
 
 import os
 import subprocess
@@ -14,10 +15,16 @@ from conftest import isolated_copy, query
 from test_crash import KILL_AT, excerpt
 
 from recgen.artifacts import ModelFile, file_sha256
-from recgen.engines import LocalExecutor, ModelRef, open_executor, shard_bounds
+from recgen.engines import LocalExecutor, ModelRef, Placement, open_executor, shard_bounds
 from recgen.errors import DataError
+from recgen.features import load_inputs
 from recgen.models import load_model
+from recgen.models.hybrid.family import HybridFamily
 from recgen.models.hybrid.network import ExternalTable
+from recgen.models.hybrid.training import fit_user_parameters
+from recgen.models.hybrid.user_tables import UserTablePart, UserTables
+from recgen.progress import Reporter
+from recgen.store.engine import get_engine
 
 SHARD_USERS = "48"  # the tiny sample's 180 users in four shards (48, 48, 48, 36) for two workers
 LISTS = "SELECT user_id, rank, video_id, score, source FROM recommendations WHERE run_id = {run} ORDER BY user_id, rank"
@@ -56,66 +63,86 @@ def assert_same_outputs(got: dict, want: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def on_both(tmp_path_factory, tiny_sample, ray_cluster):
-    """Databases after a run that trained and scored on each engine, from the same shards."""
-    work = tmp_path_factory.mktemp("engines")
-    dbs = {}
-    for engine in ("local", "ray"):
-        dbs[engine] = work / engine / "recs.db"
-        result = recgen(*run_args(dbs[engine], tiny_sample, engine, ray_cluster))
-        assert result.returncode == 0, excerpt(result.stderr)
-    return dbs
+def on_ray(tmp_path_factory, tiny_sample, ray_cluster):
+    """A database after a run that trained and scored on the Ray cluster, in four shards of users."""
+    db = tmp_path_factory.mktemp("engines") / "ray" / "recs.db"
+    result = recgen(*run_args(db, tiny_sample, "ray", ray_cluster))
+    assert result.returncode == 0, excerpt(result.stderr)
+    assert "Ray: " in result.stderr and "2 CPUs in 2 node(s), 2 worker(s)" in result.stderr
+    return db
 
 
-def test_ray_trains_and_scores_what_the_local_engine_does(on_both, ray_cluster):
-    assert_same_outputs(outputs(on_both["ray"]), outputs(on_both["local"]))
-    assert len(outputs(on_both["ray"])["lists"]) == 180 * 50
+def ray_model(db):
+    return query(db, "SELECT id, path, sha256 FROM models WHERE name = 'hybrid'").iloc[0]
 
 
-def test_on_ray_the_per_user_tables_live_beside_the_model_with_their_hashes(on_both):
-    db = on_both["ray"]
-    model = query(db, "SELECT id, path, sha256 FROM models WHERE name = 'hybrid'").iloc[0]
-    parts = query(db, "SELECT * FROM model_user_tables ORDER BY first_user")
+def test_the_tables_fitted_on_ray_are_those_the_local_engine_fits_to_the_bit(on_ray, tmp_path):
+    """The refit's and the factors' solves on the cluster's workers, against the same from the same towers
+    in this process: every float equal."""
+    model = ray_model(on_ray)
+    keras_model = load_model(Path(model["path"]))
+    video_factors = keras_model.get_layer("video_tower").get_layer("video_residual_factors")
+    fitted_on_ray = video_factors.table.numpy()
+    video_factors.table.assign(np.zeros_like(fitted_on_ray))  # as the towers were before the factors
+    parts = query(on_ray, "SELECT * FROM model_user_tables ORDER BY first_user")
+    on_cluster = UserTables.of([UserTablePart(*row) for row in parts.drop(columns="model_id").itertuples(False)])
+    placement = Placement(LocalExecutor(), int(SHARD_USERS), artifacts=tmp_path, tables_outside=True)
+
+    here = fit_user_parameters(
+        keras_model, load_inputs(get_engine(on_ray)).train, HybridFamily(42).settings, placement, Reporter()
+    )
+
+    np.testing.assert_array_equal(here.read(0, 180), on_cluster.read(0, 180))
+    np.testing.assert_array_equal(video_factors.table.numpy(), fitted_on_ray)
+    assert np.abs(here.read(0, 180)).sum(axis=1).min() > 0  # every user of the tiny sample has tables
+
+
+def test_on_ray_the_per_user_tables_live_beside_the_model_with_their_hashes(on_ray, published):
+    model = ray_model(on_ray)
+    parts = query(on_ray, "SELECT * FROM model_user_tables ORDER BY first_user")
     assert parts[["first_user", "stop_user"]].values.tolist() == [list(s) for s in shard_bounds(180, 48)]
     assert (parts["model_id"] == model["id"]).all()
     for _, part in parts.iterrows():
         assert Path(part["path"]).parent == Path(model["path"]).with_suffix(".users")
         assert file_sha256(Path(part["path"])) == part["sha256"]
-    keras_model = ModelFile(model["path"], model["sha256"], load_model).load()
-    tower = keras_model.get_layer("user_tower")
+    tower = ModelFile(model["path"], model["sha256"], load_model).load().get_layer("user_tower")
     assert isinstance(tower.get_layer("user_refit"), ExternalTable)  # nothing per user in the .keras file
     assert isinstance(tower.get_layer("user_residual_factors"), ExternalTable)
-    assert not query(on_both["local"], "SELECT * FROM model_user_tables").shape[0]  # local: inside the model
+    assert query(published[0], "SELECT count(*) AS n FROM model_user_tables")["n"][0] == 0  # local: inside
 
 
-def test_a_model_trained_on_ray_is_reloaded_and_scored_the_same_by_the_local_engine(on_both, tiny_sample, tmp_path):
-    db = isolated_copy(on_both["ray"], tmp_path / "out")
+def test_the_same_model_gives_the_same_lists_and_metrics_on_both_engines(on_ray, tiny_sample, tmp_path):
+    db = isolated_copy(on_ray, tmp_path / "out")
     result = recgen(*run_args(db, tiny_sample, "local", "unused", "--retrain", "never"))
     assert result.returncode == 0, excerpt(result.stderr)
     assert "reloaded hybrid model" in result.stderr
-    assert_same_outputs(outputs(db), outputs(on_both["ray"]))
+    assert_same_outputs(outputs(db), outputs(on_ray))
+    assert len(outputs(db)["lists"]) == 180 * 50
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_scoring_is_rerun_by_ray_and_the_run_published_once(
-    on_both, tiny_sample, ray_cluster, tmp_path
+    on_ray, tiny_sample, ray_cluster, tmp_path
 ):
-    db = isolated_copy(on_both["ray"], tmp_path / "out")
+    db = isolated_copy(on_ray, tmp_path / "out")
     marker = tmp_path / "killed"
     args = run_args(db, tiny_sample, "ray", ray_cluster)
     result = recgen("scoring-worker-once", *args, script=[str(KILL_AT)], env={"KILL_AT_MARKER": str(marker)})
 
     assert result.returncode == 0, excerpt(result.stderr)
     assert marker.exists()  # a worker did die inside a shard's scoring
-    assert_same_outputs(outputs(db), outputs(on_both["ray"]))
+    assert_same_outputs(outputs(db), outputs(on_ray))
     runs = query(db, "SELECT id, status FROM runs ORDER BY id")
     assert runs["status"].tolist() == ["published", "published"]
     assert query(db, f"SELECT count(*) AS n FROM recommendations WHERE run_id = {last_run(db)}")["n"][0] == 180 * 50
 
 
-def test_a_run_whose_workers_keep_dying_fails_and_publishes_nothing(on_both, tiny_sample, ray_cluster, tmp_path):
-    db = isolated_copy(on_both["ray"], tmp_path / "out")
+@pytest.mark.slow
+def test_a_run_whose_workers_keep_dying_fails_and_publishes_nothing(on_ray, tiny_sample, ray_cluster, tmp_path):
+    db = isolated_copy(on_ray, tmp_path / "out")
     shown = query(db, "SELECT * FROM latest_recommendations ORDER BY user_id, rank")
-    result = recgen("scoring-worker-always", *run_args(db, tiny_sample, "ray", ray_cluster), script=[str(KILL_AT)])
+    args = run_args(db, tiny_sample, "ray", ray_cluster, "--ray-retries", "1")
+    result = recgen("scoring-worker-always", *args, script=[str(KILL_AT)])
 
     assert result.returncode == 69, excerpt(result.stderr)
     assert "Traceback" not in result.stderr
@@ -125,8 +152,8 @@ def test_a_run_whose_workers_keep_dying_fails_and_publishes_nothing(on_both, tin
     pd.testing.assert_frame_equal(query(db, "SELECT * FROM latest_recommendations ORDER BY user_id, rank"), shown)
 
 
-def test_only_the_workers_that_score_with_the_model_load_keras_and_they_check_its_hash(on_both, ray_cluster):
-    model = query(on_both["ray"], "SELECT path, sha256 FROM models WHERE name = 'hybrid'").iloc[0]
+def test_only_the_workers_that_score_with_the_model_load_keras_and_they_check_its_hash(on_ray, ray_cluster):
+    model = ray_model(on_ray)
     executor = open_executor("ray", ray_cluster)
     try:
         assert executor.workers == 2

@@ -142,8 +142,7 @@ def test_the_refit_is_stored_in_the_model_for_users_with_rows_and_keeps_their_ow
     assert mean_spearman(users, videos, scorer.score_pairs(users, videos)) > 0.7
 
 
-@pytest.mark.parametrize("refit", [True, False])
-@pytest.mark.parametrize("personal_weights", [True, False])
+@pytest.mark.parametrize(("refit", "personal_weights"), [(True, False), (False, True)])
 def test_the_refit_sets_the_correction_only_when_asked_with_or_without_personal_weights(refit, personal_weights):
     rows = Interactions(np.array([1, 1, 2, 2], np.int32), np.array([0, 2, 0, 3], np.int32), np.ones(4, np.float32))
     settings = replace(HybridSettings(), dim=2, hidden=4, epochs=1, list_size=2, batch_lists=2, refit=refit)

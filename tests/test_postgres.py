@@ -262,6 +262,7 @@ def test_migration_0003_moves_existing_rows_into_partitions(fresh_db):
 # ---------------------------------------------------------------- faults
 
 
+@pytest.mark.slow
 def test_kill_9_during_ingest_training_and_publish_leaves_the_published_run(pg_copy, tiny_sample, tmp_path):
     url, artifacts = pg_copy
     data = changed_copy(tiny_sample, tmp_path / "data")

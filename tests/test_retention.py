@@ -5,6 +5,7 @@ import hashlib
 import os
 import sqlite3
 
+import pytest
 from conftest import isolated_copy, query, run_cli
 
 NIGHTS = 30
@@ -16,6 +17,7 @@ def on_disk(db) -> int:
     return sum(os.path.getsize(p) for p in (db, f"{db}-wal") if os.path.exists(p))
 
 
+@pytest.mark.slow
 def test_thirty_nights_keep_the_last_runs_and_the_file_stops_growing(published, tiny_sample, tmp_path):
     db = isolated_copy(published[0], tmp_path)
     sizes = []

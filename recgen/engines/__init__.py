@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from recgen.artifacts import ModelFile
-from recgen.constants import ENGINE_CHOICES, ENGINE_LOCAL, ENGINE_RAY
+from recgen.constants import ENGINE_CHOICES, ENGINE_LOCAL, ENGINE_RAY, RAY_RETRIES
 from recgen.engines.base import Executor, ModelRef, Placement, shard_bounds
 from recgen.engines.local import LocalExecutor
 from recgen.errors import ConfigError
@@ -39,15 +39,17 @@ def open_executor(
     address: str | None = None,
     workers: int | None = None,
     log: Callable[[str], None] | None = None,
+    retries: int = RAY_RETRIES,
 ) -> Executor:
     """The executor called `name`; for Ray, connected to the cluster at `address` (a new local one if None,
-    unless RAY_ADDRESS says where), with `workers` tasks at a time (default: the cluster's CPUs)."""
+    unless RAY_ADDRESS says where), with `workers` tasks at a time (default: the cluster's CPUs), a dead
+    worker's shard run again up to `retries` times."""
     if name == ENGINE_LOCAL:
         return LocalExecutor()
     if name == ENGINE_RAY:
         from recgen.engines.ray import RayExecutor
 
-        return RayExecutor(address=address, workers=workers, log=log)
+        return RayExecutor(address=address, workers=workers, log=log, retries=retries)
     raise ConfigError(f"--engine must be one of {', '.join(ENGINE_CHOICES)}, not {name!r}")
 
 

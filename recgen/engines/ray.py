@@ -7,7 +7,7 @@
 - Shared tables are put in the object store once; the items of one map are handed out as workers free up,
   `workers` at a time, so a slow shard does not hold back the rest.
 - A worker that dies (killed, out of memory, its node lost) is replaced by Ray and its shard run again, up
-  to RAY_RETRIES times; the map's results are then the same. Past that, the map fails with the cluster's
+  to `retries` times (--ray-retries); the map's results are then the same. Past that, the map fails with the cluster's
   error (exit 69), and the run publishes nothing.
 """
 
@@ -21,13 +21,11 @@ from typing import Any
 from recgen.constants import ENGINE_RAY, RAY_EXTRA, RAY_RETRIES
 from recgen.engines.base import ModelRef, Progress
 from recgen.errors import ConfigError, RecgenError, UnavailableError, one_line
-from recgen.runtime import available_cores
+from recgen.runtime import THREAD_VARIABLES, available_cores
 
 # One CPU per task or actor, so its thread pools get one thread: more would fight over the cores Ray gave
 # the other workers.
-WORKER_ENV = {
-    name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")
-} | {"TF_NUM_INTEROP_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+WORKER_ENV = dict.fromkeys(THREAD_VARIABLES, "1")
 
 
 def import_ray():
@@ -64,7 +62,11 @@ class RayExecutor:
     name = ENGINE_RAY
 
     def __init__(
-        self, address: str | None = None, workers: int | None = None, log: Callable[[str], None] | None = None
+        self,
+        address: str | None = None,
+        workers: int | None = None,
+        log: Callable[[str], None] | None = None,
+        retries: int = RAY_RETRIES,
     ):
         ray = import_ray()
         self.ray = ray
@@ -84,6 +86,7 @@ class RayExecutor:
         if cpus < 1:
             raise UnavailableError(f"the Ray cluster at {address or 'this machine'} has no CPU to run tasks on")
         self.workers = min(workers or cpus, cpus)
+        self.retries = retries
         self._actors: list = []  # the model's actors, kept from one map to the next with the same model
         self._actors_model = None
         if log:
@@ -106,7 +109,7 @@ class RayExecutor:
         slots = min(self.workers, len(items))
         if model is None:
             self._release()  # the model's actors hold CPUs these tasks need
-            task = ray.remote(_call).options(num_cpus=1, max_retries=RAY_RETRIES)
+            task = ray.remote(_call).options(num_cpus=1, max_retries=self.retries)
 
             def submit(index: int, slot: int):
                 return task.remote(fn, *items[index], *shared)
@@ -130,7 +133,7 @@ class RayExecutor:
         if self._actors_model != model.file:
             self._release()
         actor = self.ray.remote(_ModelWorker).options(
-            num_cpus=1, max_restarts=RAY_RETRIES, max_task_retries=RAY_RETRIES
+            num_cpus=1, max_restarts=self.retries, max_task_retries=self.retries
         )
         while len(self._actors) < n:
             self._actors.append(actor.remote(model))
