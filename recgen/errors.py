@@ -6,7 +6,7 @@
 | 64 | usage: bad option or argument |
 | 65 | bad data: a file is present but its content is wrong |
 | 66 | missing input: a data folder, file or run does not exist |
-| 69 | the database server is unavailable (cannot connect, or the connection broke mid-run) |
+| 69 | the database server or the Ray cluster is unavailable (cannot connect, or it broke mid-run) |
 | 70 | internal error (a bug: please report it with the traceback) |
 | 73 | cannot write output (database or model folder) |
 | 75 | another recgen job holds the lock |
@@ -51,7 +51,7 @@ class OutputError(RecgenError):
 
 
 class UnavailableError(RecgenError):
-    """The database server cannot be reached, or the connection to it broke."""
+    """The database server or the Ray cluster cannot be reached, or broke mid-run."""
 
     exit_code = EXIT_UNAVAILABLE
 
