@@ -194,3 +194,14 @@ def test_a_missing_extra_is_one_clear_error_naming_it(tmp_path, tiny_sample):
             and f"pip install '{extra}'" in result.stderr
         )
     assert not db.exists()  # refused before anything was written
+
+
+def test_a_cluster_recgen_starts_runs_its_workers_at_the_job_s_priority():
+    """Ray's default worker niceness (15) would leave the workers a sliver of the cores beside another job."""
+    pytest.importorskip("ray")
+    script = "import os\nfrom recgen.engines.ray import RayExecutor\nex = RayExecutor(workers=1)\n"
+    script += "print(ex.map(lambda: os.nice(0), [()]))\nex.close()\n"
+    env = {name: value for name, value in os.environ.items() if name != "RAY_ADDRESS"}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, excerpt(result.stderr)
+    assert result.stdout.strip().splitlines()[-1] == "[0]"

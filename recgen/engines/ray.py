@@ -74,7 +74,8 @@ class RayExecutor:
         address = address or os.environ.get("RAY_ADDRESS") or None
         options = {"logging_level": logging.WARNING, "log_to_driver": False, "include_dashboard": False}
         if address is None:  # a new cluster on this machine (not one `ray start` left), with the usable cores
-            options.update(address="local", num_cpus=available_cores())
+            # Ray starts its workers at niceness 15: beside another job they would get a sliver of the cores.
+            options.update(address="local", num_cpus=available_cores(), _system_config={"worker_niceness": 0})
         else:
             options.update(address=address)
         try:
