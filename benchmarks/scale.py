@@ -59,7 +59,7 @@ from recgen.models.hybrid.settings import target
 from recgen.models.hybrid.solves import factors_shard, shard_rows
 from recgen.models.hybrid.training import fit_towers
 from recgen.models.keras_base import save, tower_outputs
-from recgen.scoring import IVF_NPROBE, top_k_vectors, video_table
+from recgen.scoring import IVF_NPROBE, ivf_lists, top_k_vectors, video_table
 from recgen.store.engine import get_engine
 
 PROJECTED_USERS, PROJECTED_VIDEOS = 10**8, 10**7
@@ -449,8 +449,7 @@ def main() -> None:
         f"\nRay's fixed overhead: a warm run-batch of the tiny sample takes {local:.1f} s locally and {ray:.1f} s "
         f"with --engine ray (a new local cluster, its workers started, the model loaded): {ray - local:+.1f} s"
     )
-    lists = max(1, min(int(4 * np.sqrt(PROJECTED_VIDEOS)), PROJECTED_VIDEOS // 39))
-    projection(measured[args.sizes[-1]], KUAIREC_ROWS_PER_USER, IVF_NPROBE / lists)
+    projection(measured[args.sizes[-1]], KUAIREC_ROWS_PER_USER, IVF_NPROBE / ivf_lists(PROJECTED_VIDEOS))
     print(f"\nload average after: {load_average()}; command: python benchmarks/scale.py {' '.join(sys.argv[1:])}")
 
 

@@ -76,12 +76,17 @@ def video_table(
     if method == SCORER_FLAT:
         return VideoTable(vectors, bias, method)
     points = _augmented(vectors, bias)
-    lists = max(1, min(int(IVF_LISTS_PER_SQRT * np.sqrt(len(points))), len(points) // 39))  # FAISS wants 39 a list
+    lists = ivf_lists(len(points))
     index = faiss.IndexIVFFlat(faiss.IndexFlatIP(points.shape[1]), points.shape[1], lists, faiss.METRIC_INNER_PRODUCT)
     index.train(points)
     index.add(points)
     index.nprobe = min(nprobe, lists)
     return VideoTable(vectors, bias, method, faiss.serialize_index(index))
+
+
+def ivf_lists(n_videos: int) -> int:
+    """How many lists the inverted file cuts `n_videos` into (FAISS wants at least 39 videos a list)."""
+    return max(1, min(int(IVF_LISTS_PER_SQRT * np.sqrt(n_videos)), n_videos // 39))
 
 
 def _augmented(vectors: np.ndarray, bias: np.ndarray) -> np.ndarray:
