@@ -51,7 +51,7 @@ from recgen.errors import (
     UnavailableError,
     one_line,
 )
-from recgen.evaluation import evaluate, write_metrics
+from recgen.evaluation import evaluate, evaluation_key, reuse_metrics, write_metrics
 from recgen.ingest import ingest
 from recgen.models import family
 from recgen.models.saved import remove_partial_files, train_or_reload
@@ -208,18 +208,27 @@ def _run_stages(
         with engine.begin() as conn:
             lists = recommend.recommend(conn, run.id, scorer, chosen.content_path, inputs, options.k, reporter)
     with run.stage("evaluate"):
-        others = []
+        others, model_ids = [], [model.model_id]
         if chosen.name != MODEL_SEED:  # the seed model is the reference every other family must beat
             seed_family = family(MODEL_SEED, options.seed)
             seed_model = _train_or_reload(
                 engine, seed_family, inputs, ingested.model_fingerprint, options, reporter, run, placement
             )
             others.append(seed_family.scorer(seed_model.keras_model, inputs.catalog, name=MODEL_SEED))
-        evaluation = evaluate(
-            engine, inputs, scorer, lists.videos, options.k, options.seed, others=others, progress=reporter
+            model_ids.append(seed_model.model_id)
+        key = evaluation_key(
+            ingested.fingerprint, model_ids, options.k, options.seed, scorer=options.scorer, engine=options.engine
         )
         with engine.begin() as conn:
-            write_metrics(conn, run.id, evaluation)
+            stored = reuse_metrics(conn, run.id, key)
+        if stored is None:
+            evaluation = evaluate(
+                engine, inputs, scorer, lists.videos, options.k, options.seed, others=others, progress=reporter
+            )
+            with engine.begin() as conn:
+                stored = write_metrics(conn, run.id, evaluation)
+        else:
+            reporter.log(f"metrics copied from run {stored.copied_from}: the same models, data and settings")
     reporter.log(f"publishing run {run.id}")
     lock.verify()  # a job whose lock was lost (its database session ended) must not publish
     run.publish(
@@ -227,11 +236,12 @@ def _run_stages(
         n_videos=len(inputs.catalog.video_ids),
         n_train_rows=len(inputs.train),
         n_recommendations=len(lists),
-        n_eval_users=evaluation.data.n_users,
+        n_eval_users=stored.n_users,
         n_rejected_rows=ingested.rejected_total,
         data_fingerprint=ingested.fingerprint,
         model_id=model.model_id,
         trained=model.trained,
+        evaluation_key=key,
     )
     runs.prune(engine, options.keep_runs, reporter.log)
     if not report_written():
@@ -247,7 +257,7 @@ def _run_stages(
         synthetic=False,
         trained=model.trained,
         model_id=model.model_id,
-        metrics=evaluation.run_level,
+        metrics=stored.run_level,
         timings=dict(run.seconds),
     )
 

@@ -81,6 +81,20 @@ def test_a_second_run_on_unchanged_data_reloads_the_model(published, tiny_sample
     assert runs["trained"].tolist() == [1, 0]
     assert runs["model_id"].nunique() == 1
     pd.testing.assert_frame_equal(query(copy, "SELECT * FROM source_files"), files_before)  # nothing reloaded
+    # the same models on the same data: the metrics are copied, not computed again
+    assert "metrics copied from run 1" in result.stderr and "evaluating" not in result.stderr
+    for table, key in (("user_metrics", ["user_id"]), ("run_metrics", ["model_name", "metric"])):
+        first, second = (
+            query(copy, f"SELECT * FROM {table} WHERE run_id = ?", run_id).drop(columns="run_id").sort_values(key)
+            for run_id in (1, 2)
+        )
+        assert len(first) > 0
+        pd.testing.assert_frame_equal(second.reset_index(drop=True), first.reset_index(drop=True))
+    # another list length is another evaluation: computed, at that k
+    result = run_cli("run-batch", "--data-dir", str(tiny_sample), "--db", str(copy), "--k", "10")
+    assert result.exit_code == 0, result.output
+    assert "metrics copied" not in result.stderr and "model: ndcg@10" in result.stderr
+    assert set(query(copy, "SELECT metric FROM run_metrics WHERE run_id = 3")["metric"]) >= {"ndcg@10"}
 
 
 def drop_last_line(path: Path) -> None:
@@ -99,6 +113,7 @@ def test_models_retrain_only_when_the_files_they_are_built_from_change(published
     assert result.exit_code == 0, result.output
     assert "reloaded hybrid model" in result.stderr and "reloaded seed model" in result.stderr
     assert f"{SMALL_MATRIX}: unchanged" not in result.stderr  # it was reloaded
+    assert "metrics copied" not in result.stderr  # the evaluation matrix changed: new metrics
     drop_last_line(data / BIG_MATRIX)  # the training log: both models retrain
     result = run_cli("run-batch", "--data-dir", str(changed), "--db", str(copy))
     assert result.exit_code == 0, result.output

@@ -230,6 +230,13 @@ def test_nights_drop_old_partitions_and_artifacts_are_verified(pg_copy, tiny_sam
     assert night.exit_code == 0, night.output
     last = pg_query(url, "SELECT trained, warnings FROM runs ORDER BY id DESC LIMIT 1").iloc[0]
     assert not last["trained"] and last["warnings"] is None
+    assert "metrics copied from run 2" in night.stderr  # the same models on the same data
+    copied = [
+        pg_query(url, f"SELECT * FROM user_metrics WHERE run_id = {run_id} ORDER BY user_id").drop(columns="run_id")
+        for run_id in (2, 3)
+    ]
+    assert len(copied[0]) > 0
+    pd.testing.assert_frame_equal(copied[1], copied[0])
 
 
 def test_migration_0003_moves_existing_rows_into_partitions(fresh_db):

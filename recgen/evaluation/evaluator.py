@@ -3,15 +3,18 @@ metrics contract (recgen.evaluation.metrics), written to `user_metrics` and `run
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, func, insert, literal, select
 
-from recgen.constants import BASELINES, RUN_MODEL, TOP_K
+from recgen import __version__
+from recgen.constants import BASELINES, RUN_MODEL, STATUS_PUBLISHED, TOP_K
 from recgen.evaluation import metrics
 from recgen.features import Catalog, Inputs, load_interactions
 from recgen.models.baselines import RandomScorer, VideoScorer, baselines
@@ -20,7 +23,7 @@ from recgen.progress import Reporter, as_reporter
 from recgen.recommend import top_k
 from recgen.store.bulk import insert_frame
 from recgen.store.runs import latest_published_run
-from recgen.store.schema import run_metrics, user_metrics
+from recgen.store.schema import run_metrics, runs, user_metrics
 
 # Per-user metrics that are written to user_metrics and averaged into run_metrics.
 USER_METRICS = ("hit_ratio", "ndcg", "seed_ndcg", "precision", "recall", "mae", "rmse", "spearman")
@@ -52,6 +55,15 @@ class Evaluation:
     data: EvalData
     model: dict[str, np.ndarray]  # per-user metrics of the run's model
     run_level: dict[str, dict[str, float]]  # model name -> metric -> value, the model's and the baselines'
+
+
+@dataclass(frozen=True)
+class StoredMetrics:
+    """What a run's metrics rows hold, as the publish step and the run's summary need it."""
+
+    n_users: int  # users evaluated (rows of user_metrics)
+    run_level: dict[str, dict[str, float]]
+    copied_from: int | None = None  # the run whose rows were copied (`reuse_metrics`), None if computed
 
 
 def load_eval_data(engine: Engine, catalog: Catalog) -> EvalData:
@@ -140,7 +152,7 @@ def beyond_accuracy(rec_videos: np.ndarray, popularity: np.ndarray, k: int) -> d
     }
 
 
-def write_metrics(conn: Connection, run_id: int, evaluation: Evaluation) -> None:
+def write_metrics(conn: Connection, run_id: int, evaluation: Evaluation) -> StoredMetrics:
     """user_metrics for the run's model, run_metrics for the model and every baseline."""
     frame = pd.DataFrame({"run_id": run_id, "user_id": evaluation.data.user_ids})
     frame["n_items"] = evaluation.model["n_items"].astype(np.int64)
@@ -154,6 +166,38 @@ def write_metrics(conn: Connection, run_id: int, evaluation: Evaluation) -> None
         for metric, value in values.items()
     ]
     insert_frame(conn, run_metrics, pd.DataFrame(rows, columns=["run_id", "model_name", "metric", "value"]))
+    return StoredMetrics(evaluation.data.n_users, evaluation.run_level)
+
+
+def evaluation_key(data_fingerprint: str, model_ids: Sequence[int], k: int, seed: int, **options: str) -> str:
+    """A hash of everything the metrics of a run are a function of: the input files, the saved models
+    scored (the run's, then the seed baseline), k, the seed of the random baseline, the `options` that
+    shape the published lists (scorer, engine) and recgen's version (the metrics' definitions)."""
+    inputs = {"data": data_fingerprint, "models": list(model_ids), "k": k, "seed": seed, "recgen": __version__}
+    return hashlib.sha256(json.dumps({**inputs, **options}, sort_keys=True).encode()).hexdigest()
+
+
+def reuse_metrics(conn: Connection, run_id: int, key: str) -> StoredMetrics | None:
+    """Copy the metrics of the newest kept published run with evaluation key `key` to `run_id`: the same
+    models on the same data give the same metrics, and a night with nothing new need not rank 5 scorers
+    over every cell again. None if no run has the key (the caller evaluates)."""
+    source = conn.execute(
+        select(func.max(runs.c.id)).where(
+            runs.c.evaluation_key == key, runs.c.status == STATUS_PUBLISHED, runs.c.pruned_at.is_(None)
+        )
+    ).scalar()
+    if source is None:
+        return None
+    for table in (user_metrics, run_metrics):
+        columns = [c for c in table.columns if c.name != "run_id"]
+        rows = select(literal(run_id), *columns).where(table.c.run_id == source)
+        conn.execute(insert(table).from_select(["run_id", *(c.name for c in columns)], rows))
+    run_level: dict[str, dict[str, float]] = {}
+    query = select(run_metrics.c.model_name, run_metrics.c.metric, run_metrics.c.value)
+    for model_name, metric, value in conn.execute(query.where(run_metrics.c.run_id == run_id)):
+        run_level.setdefault(model_name, {})[metric] = value
+    n_users = conn.execute(select(func.count()).where(user_metrics.c.run_id == run_id)).scalar()
+    return StoredMetrics(int(n_users), run_level, copied_from=int(source))
 
 
 def metrics_table(engine: Engine, run_id: int | None = None) -> tuple[int, pd.DataFrame]:

@@ -328,6 +328,12 @@ runs = Table(
         String,
         "When retention (--keep-runs) removed this run's recommendations and metrics (UTC); NULL while kept",
     ),
+    _col(
+        "evaluation_key",
+        String(64),
+        "Hash of everything the metrics depend on (data, models, k, seed, scorer, recgen version): a run with "
+        "the key of a kept run copies its metrics",
+    ),
     comment="One row per run-batch invocation, with its timings per stage.",
 )
 
