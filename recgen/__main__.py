@@ -1,5 +1,5 @@
 """`python -m recgen` is the `recgen` command."""
 
-from recgen.cli import cli
+from recgen.cli import main
 
-cli(prog_name="recgen")
+main()

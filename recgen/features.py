@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.preprocessing import StandardScaler
 from sqlalchemy import Engine, text
 
 from recgen.errors import DataError
@@ -159,6 +158,8 @@ def seed_video_features(engine: Engine, catalog: Catalog) -> tuple[np.ndarray, t
     frame["avg_watch_ratio"] = frame["play_duration"] / (frame["video_duration"] + 1)
     values = frame[list(SEED_FEATURES)].astype(float)
     values = values.fillna(values.median()).fillna(0.0)
+    from sklearn.preprocessing import StandardScaler  # here: only a run that builds a model needs it (2 s)
+
     return StandardScaler().fit_transform(values.to_numpy()).astype(np.float32), SEED_FEATURES
 
 
