@@ -2,6 +2,7 @@
 
 import re
 
+import pandas as pd
 import pytest
 from conftest import backup_copy
 from sqlalchemy import text
@@ -9,7 +10,9 @@ from sqlalchemy import text
 from recgen.errors import MissingInputError
 from recgen.report.interactions import THRESHOLDS
 from recgen.report.page import SECTIONS
+from recgen.report.scans import TABLES, scan
 from recgen.report.write import write_data_profile, write_report
+from recgen.store.cache import read_interaction_cache
 from recgen.store.engine import get_engine, migrate
 from recgen.store.schema import data_profile
 
@@ -95,3 +98,17 @@ def test_report_without_data_is_a_clean_error(tmp_path):
     with pytest.raises(MissingInputError, match="no videos"):
         write_report(engine, tmp_path / "report")
     assert not (tmp_path / "report" / "index.html").exists()
+
+
+def test_scans_from_the_interaction_cache_equal_the_sql_scans(published, tmp_path):
+    db, _ = published
+    cached = get_engine(db)  # run-batch left the interaction caches beside it
+    assert all(read_interaction_cache(cached, table) is not None for table in TABLES)
+    plain = get_engine(backup_copy(db, tmp_path / "recs.db"))  # a copy of the file alone: no cache, SQL
+    assert all(read_interaction_cache(plain, table) is None for table in TABLES)
+    from_cache, from_sql = scan(cached), scan(plain)
+    for name in ("train_bins", "eval_bins", "train_users", "eval_users"):
+        frame = getattr(from_cache, name)
+        assert len(frame) > 0, name
+        pd.testing.assert_frame_equal(frame, getattr(from_sql, name), check_exact=False, rtol=1e-12)
+    assert from_sql.eval_users["null_time"].sum() > 0  # small_matrix has untimed rows: the nulls are compared
