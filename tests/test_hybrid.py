@@ -242,3 +242,31 @@ def test_residual_factors_find_a_taste_no_feature_carries_and_are_stored_for_kno
     path, _ = save(keras_model, tmp_path)
     reloaded = TowerScorer(load_model(path), N_USERS, N_VIDEOS, settings)
     np.testing.assert_array_equal(reloaded.score_block(np.arange(N_USERS)), scorer.score_block(np.arange(N_USERS)))
+
+
+def test_the_per_id_solves_give_the_same_floats_on_any_number_of_threads():
+    """Each user's (or video's) regression reads only its own rows: threads split the ids, not the sums."""
+    from recgen.models.hybrid.solves import factors_shard, refit_shard, shard_rows
+
+    gen = np.random.default_rng(3)
+    n_users, n_videos, n_rows = 300, 400, 60_000
+    users, videos = gen.integers(0, n_users, n_rows), gen.integers(0, n_videos, n_rows)
+    values = gen.normal(size=n_rows).astype(np.float32)
+    (rows,), _ = shard_rows(users, videos, values, n_users, [(0, n_users)])
+    owned = gen.random(n_users) > 0.1
+    other = gen.normal(size=(n_videos, 8)).astype(np.float32)
+    one = factors_shard(rows, owned, other, 0.5, threads=1)
+    for user in (0, 7, 299):  # against the regression written out for one user
+        x = other[rows.other[rows.bounds[user] : rows.bounds[user + 1]]]
+        y = values[np.sort(np.flatnonzero(users == user))]  # shard_rows keeps each user's rows in log order
+        expected = np.linalg.solve((x.T @ x).astype(np.float64) + 0.5 * np.eye(8), x.T @ y) if owned[user] else 0
+        np.testing.assert_allclose(one[user], expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(factors_shard(rows, owned, other, 0.5, threads=3), one)
+
+    design = gen.normal(size=(n_videos, 5)).astype(np.float32)
+    trained, prior = (gen.normal(size=(n_users, 5)).astype(np.float32) for _ in range(2))
+    fitted = owned & (np.bincount(users, minlength=n_users) > 0)
+    args = (rows, trained, prior, fitted, design, np.zeros(n_videos, np.float32), 0.3 * np.eye(5), 1.0, 0.6, 3)
+    one = refit_shard(*args, threads=1)
+    assert np.abs(one[fitted]).sum() > 0 and not one[~fitted].any()
+    np.testing.assert_array_equal(refit_shard(*args, threads=3), one)

@@ -18,6 +18,7 @@ class Executor(Protocol):
 
     name: str
     workers: int  # maps run this many items at a time
+    threads: int  # threads an item may use (the local engine's items run one at a time, on every core)
 
     def share(self, value: Any) -> Any:
         """A handle to `value` for items and `shared` arguments: sent to the workers once, read by all."""

@@ -7,6 +7,7 @@ from typing import Any
 
 from recgen.constants import ENGINE_LOCAL
 from recgen.engines.base import ModelRef, Progress
+from recgen.runtime import available_cores
 
 
 class LocalExecutor:
@@ -14,6 +15,9 @@ class LocalExecutor:
 
     name = ENGINE_LOCAL
     workers = 1
+
+    def __init__(self):
+        self.threads = available_cores()
 
     def share(self, value: Any) -> Any:
         return value

@@ -60,6 +60,7 @@ class RayExecutor:
     """Maps on a Ray cluster: the one at `address`, or a new one on this machine with its usable cores."""
 
     name = ENGINE_RAY
+    threads = 1  # a worker per CPU already
 
     def __init__(
         self,

@@ -76,7 +76,8 @@ def fit_residual_factors(
     for sweep in range(steps):
         for side, side_items in enumerate(sides):
             other = executor.share(factors[1 - side])
-            factors[side] = np.concatenate(executor.map(factors_shard, side_items, shared=(other, ridge)))
+            shared = (other, ridge, executor.threads)
+            factors[side] = np.concatenate(executor.map(factors_shard, side_items, shared=shared))
         if progress:
             progress(sweep + 1)
     fitted = _row_products(factors[0], factors[1], row_users, row_videos)

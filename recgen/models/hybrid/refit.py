@@ -118,6 +118,6 @@ def refit_users(
          fitted[part.first : part.first + part.n_ids])
         for part in rows
     ]  # fmt: skip
-    shared = (executor.share(design), executor.share(videos.bias), penalty, delta, expectile, STEPS)
+    shared = (executor.share(design), executor.share(videos.bias), penalty, delta, expectile, STEPS, executor.threads)
     correction = np.concatenate(executor.map(refit_shard, items, shared=shared, progress=progress))
     return correction, RefitReport(int(fitted.sum()), noise, time.perf_counter() - started)

@@ -7,11 +7,15 @@ process or on a cluster. numpy only, so the workers that run them never import K
 each vectorised over that user's or video's rows.
 
 BLAS runs single-threaded in them: on products this small, more threads only wait for each other (and for
-any other job on the machine), and one thread gives the same floats on every engine and machine size.
+any other job on the machine), and one thread gives the same floats on every engine and machine size. The
+ids of a shard are solved by `threads` Python threads instead (numpy releases the GIL in its loops): each
+id's regression reads only its own rows, so the floats are the same whatever the count.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +23,7 @@ from threadpoolctl import threadpool_limits
 
 SOLVE_THREADS = {"limits": 1, "user_api": "blas"}
 ROW_SLICE = 262_144  # rows per slice when scoring a shard's rows (never a rows x dim array of all of them)
+CHUNKS_PER_THREAD = 4  # the ids' rows vary in number: smaller chunks keep the threads equally busy
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,7 @@ def refit_shard(
     delta: float,
     expectile: float,
     steps: int,
+    threads: int = 1,
 ) -> np.ndarray:
     """The refit's correction for the shard's users: for each `fitted` user, the deviation from `prior` (what
     their features predict, [vector, bias]) that a ridge regression of their rows' targets on the video
@@ -70,13 +76,27 @@ def refit_shard(
     deviation = trained.astype(np.float64) - prior
     left = rows.values - video_bias[rows.other]  # what the feature path leaves for the user to explain
     with threadpool_limits(**SOLVE_THREADS):
-        _refit(rows, left, prior, deviation, fitted, design, penalty, delta, expectile, steps)
+        _each_id(
+            np.flatnonzero(fitted),
+            lambda users: _refit(rows, left, prior, deviation, users, design, penalty, delta, expectile, steps),
+            threads,
+        )
     return np.where(fitted[:, None], prior + deviation - trained, 0.0).astype(np.float32)
 
 
-def _refit(rows, left, prior, deviation, fitted, design, penalty, delta, expectile, steps) -> None:
-    """Each fitted user's deviation, solved in place."""
-    for user in np.flatnonzero(fitted):
+def _each_id(ids: np.ndarray, solve: Callable[[np.ndarray], None], threads: int) -> None:
+    """`solve(chunk)` over `ids` cut into chunks, on `threads` threads (one: in this thread, in one call)."""
+    if threads <= 1 or len(ids) < 2:
+        solve(ids)
+        return
+    with ThreadPoolExecutor(threads, thread_name_prefix="recgen-solve") as pool:
+        # Each chunk writes its own rows of the result; list() waits for all and raises a chunk's error.
+        list(pool.map(solve, np.array_split(ids, threads * CHUNKS_PER_THREAD)))
+
+
+def _refit(rows, left, prior, deviation, users, design, penalty, delta, expectile, steps) -> None:
+    """Each of `users`' deviation, solved in place."""
+    for user in users:
         span = slice(rows.bounds[user], rows.bounds[user + 1])
         x = design[rows.other[span]]
         y = left[span] - x @ prior[user].astype(np.float32)
@@ -108,15 +128,27 @@ def residual_shard(
     return np.clip(rows.values - fit, -delta, delta).astype(np.float32)
 
 
-def factors_shard(rows: ShardRows, owned: np.ndarray, other_factors: np.ndarray, ridge: float) -> np.ndarray:
+def factors_shard(
+    rows: ShardRows, owned: np.ndarray, other_factors: np.ndarray, ridge: float, threads: int = 1
+) -> np.ndarray:
     """One alternating-least-squares step for the shard's ids: each `owned` id with rows gets the ridge
     regression (penalty `ridge`) of its rows' residuals on the other side's factors; the others zeros."""
     rank = other_factors.shape[1]
-    penalty = ridge * np.eye(rank)
+    solved = np.flatnonzero((np.diff(rows.bounds) > 0) & owned)
+    gram = np.empty((len(solved), rank, rank))
+    rhs = np.empty((len(solved), rank, 1))
+
+    def products(chunk: np.ndarray) -> None:
+        for slot in chunk:
+            span = slice(rows.bounds[solved[slot]], rows.bounds[solved[slot] + 1])
+            x = other_factors[rows.other[span]]
+            gram[slot] = x.T @ x
+            rhs[slot, :, 0] = x.T @ rows.values[span]
+
     own = np.zeros((rows.n_ids, rank), dtype=np.float32)
     with threadpool_limits(**SOLVE_THREADS):
-        for entity in np.flatnonzero((np.diff(rows.bounds) > 0) & owned):
-            span = slice(rows.bounds[entity], rows.bounds[entity + 1])
-            x = other_factors[rows.other[span]]
-            own[entity] = np.linalg.solve((x.T @ x).astype(np.float64) + penalty, x.T @ rows.values[span])
+        _each_id(np.arange(len(solved)), products, threads)
+        gram += ridge * np.eye(rank)
+        if len(solved):  # one stacked solve: LAPACK's, matrix by matrix, without a Python call per id
+            own[solved] = np.linalg.solve(gram, rhs)[:, :, 0]
     return own
