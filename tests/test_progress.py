@@ -65,13 +65,15 @@ def test_ingest_reports_the_files_it_loads(tiny_sample, tmp_path):
 def test_run_batch_json_lines_and_quiet(published, tiny_sample, tmp_path):
     db, _ = published
     copy = backup_copy(db, tmp_path / "recs.db")
-    result = run_cli("--log-format", "json", "run-batch", "--data-dir", str(tiny_sample), "--db", str(copy))
+    # --k 20: another evaluation than the published run's (the same one would be copied, not computed)
+    args = ["run-batch", "--data-dir", str(tiny_sample), "--db", str(copy), "--k", "20"]
+    result = run_cli("--log-format", "json", *args)
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in result.stderr.splitlines()]
     assert any(r["message"].startswith("scoring: ") for r in records)
     assert any(r["message"].startswith("evaluating: 5/5 models") for r in records)
     summary = json.loads(result.stdout.splitlines()[-1])
-    assert summary["status"] == "published" and summary["trained"] is False and 0 <= summary["ndcg@50"] <= 1
+    assert summary["status"] == "published" and summary["trained"] is False and 0 <= summary["ndcg@20"] <= 1
 
     quiet = run_cli("--quiet", "run-batch", "--data-dir", str(tiny_sample), "--db", str(copy))
     assert quiet.exit_code == 0, quiet.output

@@ -11,7 +11,7 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, func, insert, literal, select
+from sqlalchemy import Connection, Engine, func, insert, select
 
 from recgen import __version__
 from recgen.constants import BASELINES, RUN_MODEL, STATUS_PUBLISHED, TOP_K
@@ -188,10 +188,9 @@ def reuse_metrics(conn: Connection, run_id: int, key: str) -> StoredMetrics | No
     ).scalar()
     if source is None:
         return None
-    for table in (user_metrics, run_metrics):
-        columns = [c for c in table.columns if c.name != "run_id"]
-        rows = select(literal(run_id), *columns).where(table.c.run_id == source)
-        conn.execute(insert(table).from_select(["run_id", *(c.name for c in columns)], rows))
+    for table in (user_metrics, run_metrics):  # a row per evaluated user and per metric: a few thousand
+        rows = conn.execute(select(table).where(table.c.run_id == source)).mappings().all()
+        conn.execute(insert(table), [{**row, "run_id": run_id} for row in rows])
     run_level: dict[str, dict[str, float]] = {}
     query = select(run_metrics.c.model_name, run_metrics.c.metric, run_metrics.c.value)
     for model_name, metric, value in conn.execute(query.where(run_metrics.c.run_id == run_id)):

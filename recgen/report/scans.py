@@ -70,7 +70,12 @@ def scan(engine: Engine) -> Scans:
     def users(table: str) -> str:
         return f"SELECT user_id, count(*) AS n, sum(watch_ratio) AS sum_wr, {_NULLS} FROM {table} GROUP BY user_id"
 
-    queries = [*map(bins, TABLES), *map(users, TABLES)]
+    queries = [
+        bins("train_interactions"),
+        bins("eval_interactions"),
+        users("train_interactions"),
+        users("eval_interactions"),
+    ]
     with ThreadPoolExecutor(max_workers=2) as pool:
         frames = list(pool.map(lambda sql: query_frame(engine, sql), queries))
     return Scans(*frames)
@@ -93,17 +98,21 @@ def _scan_cached(engine: Engine, cached: list[dict[str, np.ndarray]]) -> Scans:
         grouped.insert(0, "bin", key % (OVERFLOW_BIN + 1))
         grouped.insert(0, "video_id", key // (OVERFLOW_BIN + 1))
         bins.append(grouped)
+    nulls = [_null_counts(engine, "train_interactions"), _null_counts(engine, "eval_interactions")]
     users = []
-    missing = " OR ".join(f"{c} IS NULL" for c in NULLABLE)
-    for table, frame in zip(TABLES, frames, strict=True):  # a cache exists only beside a SQLite file
-        nulls = query_frame(
-            engine, f"SELECT user_id, {_NULLS} FROM {table} NOT INDEXED WHERE {missing} GROUP BY user_id"
-        )
-        grouped = _grouped(frame, ["user_id"]).merge(nulls, on="user_id", how="left")
+    for frame, counts in zip(frames, nulls, strict=True):
+        grouped = _grouped(frame, ["user_id"]).merge(counts, on="user_id", how="left")
         for c in NULLABLE:
             grouped[f"null_{c}"] = grouped[f"null_{c}"].fillna(0).astype(np.int64)
         users.append(grouped)
     return Scans(*bins, *users)
+
+
+def _null_counts(engine: Engine, table: str) -> pd.DataFrame:
+    """Per user, the rows of `table` missing a time, a date or a timestamp (users with none left out)."""
+    missing = " OR ".join(f"{c} IS NULL" for c in NULLABLE)
+    # NOT INDEXED: a cache, and so this path, exists only beside a SQLite file.
+    return query_frame(engine, f"SELECT user_id, {_NULLS} FROM {table} NOT INDEXED WHERE {missing} GROUP BY user_id")
 
 
 def _grouped(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
