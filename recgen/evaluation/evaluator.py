@@ -188,15 +188,15 @@ def reuse_metrics(conn: Connection, run_id: int, key: str) -> StoredMetrics | No
     ).scalar()
     if source is None:
         return None
+    copied = {}
     for table in (user_metrics, run_metrics):  # a row per evaluated user and per metric: a few thousand
         rows = conn.execute(select(table).where(table.c.run_id == source)).mappings().all()
         conn.execute(insert(table), [{**row, "run_id": run_id} for row in rows])
+        copied[table.name] = rows
     run_level: dict[str, dict[str, float]] = {}
-    query = select(run_metrics.c.model_name, run_metrics.c.metric, run_metrics.c.value)
-    for model_name, metric, value in conn.execute(query.where(run_metrics.c.run_id == run_id)):
-        run_level.setdefault(model_name, {})[metric] = value
-    n_users = conn.execute(select(func.count()).where(user_metrics.c.run_id == run_id)).scalar()
-    return StoredMetrics(int(n_users), run_level, copied_from=int(source))
+    for row in copied[run_metrics.name]:
+        run_level.setdefault(row["model_name"], {})[row["metric"]] = row["value"]
+    return StoredMetrics(len(copied[user_metrics.name]), run_level, copied_from=int(source))
 
 
 def metrics_table(engine: Engine, run_id: int | None = None) -> tuple[int, pd.DataFrame]:

@@ -24,6 +24,7 @@ NULLABLE = ("time", "date", "timestamp")
 BINS_PER_UNIT = 20  # watch-ratio bins of 0.05: every threshold is a bin edge, so shares are exact
 OVERFLOW_BIN = 5 * BINS_PER_UNIT + 1  # all watch ratios above 5
 MIN_SUPPORT = 50  # rows a video needs before its mean watch ratio is ranked (best/worst lists)
+_NULLS = ", ".join(f"sum(CASE WHEN {c} IS NULL THEN 1 ELSE 0 END) AS null_{c}" for c in NULLABLE)
 
 
 def _ceil_bin(dialect: str) -> str:
@@ -79,9 +80,6 @@ def scan(engine: Engine) -> Scans:
     with ThreadPoolExecutor(max_workers=2) as pool:
         frames = list(pool.map(lambda sql: query_frame(engine, sql), queries))
     return Scans(*frames)
-
-
-_NULLS = ", ".join(f"sum(CASE WHEN {c} IS NULL THEN 1 ELSE 0 END) AS null_{c}" for c in NULLABLE)
 
 
 def _scan_cached(engine: Engine, cached: list[dict[str, np.ndarray]]) -> Scans:
