@@ -4,6 +4,7 @@ models and the per-user tables kept beside them), each checked against the SHA-2
 from __future__ import annotations
 
 import hashlib
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,3 +41,13 @@ class ModelFile:
     def load(self) -> Any:
         verify(Path(self.path), self.sha256)
         return self.loader(Path(self.path))
+
+
+def remove_partial_files(models_dir: Path, log: Callable[[str], None]) -> None:
+    """A process killed while saving leaves `.tmp-*` files and folders; never recorded, they are only litter."""
+    for partial in models_dir.glob(".tmp-*"):
+        if partial.is_dir():
+            shutil.rmtree(partial, ignore_errors=True)
+        else:
+            partial.unlink(missing_ok=True)
+        log(f"removed {partial.name}, a model file a killed run left half-written")

@@ -16,6 +16,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from recgen import features, recommend
+from recgen.artifacts import remove_partial_files
 from recgen.constants import (
     DEFAULT_DB_PATH,
     DEFAULT_MODEL,
@@ -25,6 +26,7 @@ from recgen.constants import (
     ENGINE_RAY,
     KEEP_RUNS,
     MAX_REJECTED,
+    MODEL_CHOICES,
     MODEL_HYBRID,
     MODEL_SEED,
     MODELS_SUBDIR,
@@ -53,8 +55,6 @@ from recgen.errors import (
 )
 from recgen.evaluation import evaluate, evaluation_key, reuse_metrics, write_metrics
 from recgen.ingest import ingest
-from recgen.models import family
-from recgen.models.saved import remove_partial_files, train_or_reload
 from recgen.progress import Reporter
 from recgen.report import start_report
 from recgen.sample import embedded_sample, is_synthetic
@@ -116,7 +116,8 @@ class BatchOptions:
             import_faiss()  # missing: one line naming the extra, before anything is written
         if self.engine == ENGINE_RAY:
             import_ray()
-        family(self.model, self.seed)  # an unknown family raises ConfigError
+        if self.model not in MODEL_CHOICES:
+            raise ConfigError(f"--model must be one of {', '.join(MODEL_CHOICES)}, not {self.model!r}")
 
 
 @dataclass
@@ -192,10 +193,14 @@ def _run_stages(
     lock: HeldLock,
     placement: Placement,
 ):
-    chosen = family(options.model, options.seed)
     with run.stage("ingest"):
         ingested = ingest(engine, source, max_rejected=options.max_rejected, progress=reporter)
         fts.refresh(engine)  # full-text index and planner statistics for Datasette
+    # TensorFlow and Keras (~10 s of one core) load only now: a run refused or failed before needs neither. And
+    # before the report's thread starts, which imports some of the same modules.
+    from recgen.models import family
+
+    chosen = family(options.model, options.seed)
     report_written = start_report(engine, options.report_dir, bool(ingested.loaded), reporter.log)
     with run.stage("features"):
         inputs = features.load_inputs(engine)
@@ -265,6 +270,8 @@ def _run_stages(
 def _train_or_reload(
     engine, chosen, inputs, fingerprint, options: BatchOptions, reporter, run: runs.RunRecord, placement: Placement
 ):
+    from recgen.models.saved import train_or_reload  # with TensorFlow: see _run_stages
+
     return train_or_reload(
         engine,
         chosen,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,13 +152,3 @@ def _user_table_parts(engine: Engine, model_id: int, models_dir: Path) -> list[U
             path = models_dir / path.parent.name / path.name
         parts.append(UserTablePart(int(row.first_user), int(row.stop_user), str(path), row.sha256))
     return parts
-
-
-def remove_partial_files(models_dir: Path, log: Log) -> None:
-    """A process killed while saving leaves `.tmp-*` files and folders; never recorded, they are only litter."""
-    for partial in models_dir.glob(".tmp-*"):
-        if partial.is_dir():
-            shutil.rmtree(partial, ignore_errors=True)
-        else:
-            partial.unlink(missing_ok=True)
-        log(f"removed {partial.name}, a model file a killed run left half-written")
