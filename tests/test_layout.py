@@ -100,8 +100,8 @@ def test_only_the_models_import_keras_or_tensorflow():
     ],
 )
 def test_light_entry_points_do_not_load_tensorflow(module):
-    """Datasette's plugin, the command line before a command runs, run-batch until its ingest (TensorFlow loads
-    beside it: a refused option or a held lock is reported at once), `recgen evaluate`'s reading of a run, and
+    """Datasette's plugin, the command line before a command runs, run-batch until its ingest is done (a refused
+    option or a held lock is reported at once), `recgen evaluate`'s reading of a run, and
     what a cluster's workers import for the closed-form steps and scoring without the model stay light:
     TensorFlow is loaded only to train or score with the model."""
     code = f"import sys, {module}; print('tensorflow' in sys.modules, 'keras' in sys.modules)"
