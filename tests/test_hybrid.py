@@ -10,7 +10,8 @@ from recgen.features import Interactions
 from recgen.models import load_model
 from recgen.models.baselines import item_means
 from recgen.models.hybrid import scorer as hybrid_scorer
-from recgen.models.hybrid.network import ListLoss, build_hybrid_model
+from recgen.models.hybrid.factors import FACTORS_LAYER
+from recgen.models.hybrid.network import ListLoss, ListTrainer, build_hybrid_model
 from recgen.models.hybrid.refit import REFIT_LAYER
 from recgen.models.hybrid.scorer import TowerScorer
 from recgen.models.hybrid.settings import TRANSFORMS, HybridSettings, inverse_target, target
@@ -111,6 +112,23 @@ def test_tower_scores_equal_the_keras_model_alone_in_a_batch_and_in_a_block(chec
     np.testing.assert_allclose(alone, scorer.score_pairs(users, videos)[:10], rtol=1e-6)
     block = scorer.score_block(np.array([3, 4]))
     np.testing.assert_allclose(block[1], scorer.score_pairs(np.full(N_VIDEOS, 4), np.arange(N_VIDEOS)), rtol=1e-5)
+
+
+def test_the_training_view_scores_as_the_model_does_and_trains_all_of_its_weights():
+    """The trainer leaves out the tables fitted after training (zeros until then), nothing else."""
+    settings = replace(HybridSettings(), dim=4, hidden=8, residual_rank=3, list_size=5)
+    known_users, known_videos = np.ones(N_USERS, bool), np.ones(N_VIDEOS, bool)
+    keras_model = build_hybrid_model(*side_tables(known_users, known_videos), settings)
+    trainer = ListTrainer(keras_model, settings.list_size)
+    users = np.arange(10, dtype=np.int32)
+    videos = np.random.default_rng(3).integers(0, N_VIDEOS, (10, settings.list_size)).astype(np.int32)
+    lists = np.asarray(trainer({"user": users, "videos": videos}, training=False))
+    pairs = predict(keras_model, np.repeat(users, settings.list_size), videos.ravel())
+    np.testing.assert_allclose(lists.ravel(), pairs, rtol=1e-5, atol=1e-6)
+    assert {v.path for v in trainer.trainable_variables} == {v.path for v in keras_model.trainable_variables}
+    fitted_after = {REFIT_LAYER, f"user_{FACTORS_LAYER}", f"video_{FACTORS_LAYER}"}
+    for tower in (trainer.user_tower, trainer.video_tower):
+        assert not {layer.name for layer in tower.layers} & fitted_after
 
 
 def test_save_then_load_gives_identical_scores(checkerboard, tmp_path):

@@ -211,8 +211,24 @@ class ListLoss(keras.losses.Loss):
         }
 
 
+def _before_fitted_tables(tower: keras.Model) -> keras.Model:
+    """`tower` up to the per-user tables fitted after training (the user's refit correction, both sides'
+    residual factors). While the towers train those tables are zeros: leaving them out changes no score, and
+    each step carries fewer columns through the batch's rows and their gradients."""
+    vector, bias = tower.outputs
+    names = {layer.name for layer in tower.layers}
+    side = tower.name.removesuffix("_tower")
+    if f"{side}_refit_vector" in names:  # the user side: the factors come after the refit
+        vector = tower.get_layer(f"{side}_refit_vector").input[0]
+        bias = tower.get_layer(f"{side}_refit_bias").input[0]
+    elif f"{side}_factored_vector" in names:
+        vector = tower.get_layer(f"{side}_factored_vector").input[0]
+    return keras.Model(tower.input, [vector, bias], name=f"{tower.name}_trained")
+
+
 class ListTrainer(keras.Model):
-    """The training view of a hybrid model: (user, `size` videos) -> `size` scores, through its towers.
+    """The training view of a hybrid model: (user, `size` videos) -> `size` scores, through its towers (up to
+    the tables fitted after training, which are zeros until then).
 
     The video tower runs once per distinct video of a batch and its outputs are gathered back to the rows: a
     batch holds far fewer distinct videos than rows, and the tower's dense layers are most of a step's work.
@@ -220,8 +236,8 @@ class ListTrainer(keras.Model):
 
     def __init__(self, pair_model: keras.Model, size: int, **kwargs):
         super().__init__(**kwargs)
-        self.user_tower = pair_model.get_layer("user_tower")
-        self.video_tower = pair_model.get_layer("video_tower")
+        self.user_tower = _before_fitted_tables(pair_model.get_layer("user_tower"))
+        self.video_tower = _before_fitted_tables(pair_model.get_layer("video_tower"))
         self.size = size
 
     def call(self, inputs, training=None):
@@ -230,4 +246,6 @@ class ListTrainer(keras.Model):
         video_vec, video_bias = self.video_tower(distinct, training=training)
         video_vec = ops.reshape(ops.take(video_vec, row_of, axis=0), (-1, self.size, video_vec.shape[-1]))
         video_bias = ops.reshape(ops.take(video_bias[:, 0], row_of, axis=0), (-1, self.size))
-        return ops.einsum("bd,bld->bl", user_vec, video_vec) + user_bias + video_bias
+        # A batched matrix-vector product: its gradient runs faster than the equal einsum's on CPU.
+        dot = ops.squeeze(ops.matmul(video_vec, ops.expand_dims(user_vec, -1)), -1)
+        return dot + user_bias + video_bias
