@@ -212,9 +212,9 @@ class ListLoss(keras.losses.Loss):
 
 
 def _before_fitted_tables(tower: keras.Model) -> keras.Model:
-    """`tower` up to the per-user tables fitted after training (the user's refit correction, both sides'
-    residual factors). While the towers train those tables are zeros: leaving them out changes no score, and
-    each step carries fewer columns through the batch's rows and their gradients."""
+    """`tower` up to the tables fitted after training (the users' refit correction, both sides' residual
+    factors). While the towers train those tables are zeros: leaving them out changes no score, and each step
+    carries fewer columns through the batch's rows and their gradients."""
     vector, bias = tower.outputs
     names = {layer.name for layer in tower.layers}
     side = tower.name.removesuffix("_tower")
