@@ -6,7 +6,7 @@ import pytest
 
 from recgen.features import Interactions
 from recgen.models import load_model
-from recgen.models.keras_base import file_sha256, predict, save
+from recgen.models.keras_base import epoch_batches, file_sha256, predict, save
 from recgen.models.seed import KerasScorer, SeedSettings, build_seed_model, train_seed
 
 N_USERS, N_VIDEOS = 60, 90
@@ -92,6 +92,40 @@ def test_training_is_reproducible_with_the_same_seed(planted):
         rtol=1e-4,
         atol=1e-5,
     )
+
+
+def _epochs(dataset, n_epochs: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each epoch's rows, as (ids, targets) in the order the batches gave them."""
+    epochs = []
+    for _ in range(n_epochs):
+        batches = list(dataset.as_numpy_iterator())
+        epochs.append(tuple(np.concatenate(part) for part in zip(*((x["id"], y) for x, y in batches), strict=True)))
+    return epochs
+
+
+def test_epoch_batches_validate_on_the_tail_and_draw_every_other_row_once_in_a_new_order_each_epoch():
+    ids = np.arange(1_003, dtype=np.int32)
+    targets = ids.astype(np.float32) / 10
+    train, valid = epoch_batches({"id": ids}, targets, batch_size=100, validation_share=0.1, seed=7)
+    # As fit's validation_split: the rows from floor(90%) on validate, in order. Each side's last batch is short.
+    assert train.cardinality() == 10 and valid.cardinality() == 2
+    ((valid_ids, valid_targets),) = _epochs(valid, 1)
+    np.testing.assert_array_equal(valid_ids, ids[902:])
+    np.testing.assert_array_equal(valid_targets, targets[902:])
+    epochs = _epochs(train, 3)
+    for epoch_ids, epoch_targets in epochs:
+        np.testing.assert_array_equal(np.sort(epoch_ids), ids[:902])
+        np.testing.assert_array_equal(epoch_targets, targets[epoch_ids])  # rows stay whole
+    orders = [tuple(epoch_ids) for epoch_ids, _ in epochs]
+    assert len(set(orders)) == 3 and orders[0] != tuple(ids[:902])
+    # The same seed draws the same orders.
+    again, _ = epoch_batches({"id": ids}, targets, batch_size=100, validation_share=0.1, seed=7)
+    assert [tuple(epoch_ids) for epoch_ids, _ in _epochs(again, 3)] == orders
+
+
+def test_epoch_batches_refuse_rows_too_few_to_split():
+    with pytest.raises(ValueError, match="1 rows cannot be split"):
+        epoch_batches({"id": np.arange(1)}, np.zeros(1, np.float32), batch_size=2, validation_share=0.1, seed=7)
 
 
 def _exit_143(signum, frame):

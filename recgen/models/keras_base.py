@@ -21,6 +21,7 @@ from typing import Any
 
 import keras
 import numpy as np
+import tensorflow as tf
 from keras import layers, ops
 
 from recgen.artifacts import file_sha256
@@ -155,6 +156,55 @@ def signals_between_batches() -> Iterator[list[keras.callbacks.Callback]]:
     finally:
         held.deliver()  # one that came after the last batch
         held.restore()
+
+
+def epoch_batches(
+    inputs: dict[str, np.ndarray], targets: np.ndarray, batch_size: int, validation_share: float, seed: int
+) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+    """The training and validation batches that `fit(inputs, targets, validation_split=share)` would draw, as
+    datasets: the last `validation_share` of the rows validate, in order; the others come in a new order
+    each epoch, drawn from `seed`.
+
+    Built here rather than by `fit` for two reasons. `fit` builds each epoch's iterator on a pipeline that
+    tf.data tunes, and an ending iterator waits for the tuning thread's next wake-up, up to a minute later,
+    with every core idle (docs/benchmarks.md). And under a fixed seed `fit` shuffles arrays into the same
+    order every epoch.
+    """
+    n = len(targets)
+    split = int(n * (1.0 - validation_share))
+    if split in (0, n):
+        raise ValueError(f"{n} rows cannot be split into training and validation at a share of {validation_share}")
+    data = (inputs, targets)
+    train = tf.nest.map_structure(lambda array: array[:split], data)
+    valid = tf.nest.map_structure(lambda array: array[split:], data)
+
+    def shuffled(epoch_seed: tf.Tensor) -> tf.data.Dataset:
+        order = tf.random.experimental.stateless_shuffle(tf.range(split, dtype=tf.int64), tf.stack([epoch_seed, 0]))
+        return _index_batches(order, batch_size)
+
+    epoch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
+    in_order = _index_batches(tf.range(n - split, dtype=tf.int64), batch_size)
+    return _gathered(train, epoch_seeds.flat_map(shuffled), batch_size), _gathered(valid, in_order, batch_size)
+
+
+def _index_batches(order: tf.Tensor, batch_size: int) -> tf.data.Dataset:
+    """`order` cut into batches of `batch_size` (the last one shorter) by a reshape, not row by row."""
+    full = tf.shape(order, out_type=tf.int64)[0] // batch_size * batch_size
+    batches = tf.data.Dataset.from_tensor_slices(tf.reshape(order[:full], (-1, batch_size)))
+    return batches.concatenate(tf.data.Dataset.from_tensors(order[full:]).filter(lambda rest: tf.size(rest) > 0))
+
+
+def _gathered(arrays, index_batches: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
+    """The rows of `arrays` (a structure of equally long arrays) that each batch of indices names."""
+    n_batches = -(-len(tf.nest.flatten(arrays)[0]) // batch_size)
+    whole = tf.data.Dataset.from_tensors(arrays).repeat()  # one copy, not a constant in every batch's graph
+    batches = tf.data.Dataset.zip(index_batches, whole).map(
+        lambda rows, data: tf.nest.map_structure(lambda column: tf.gather(column, rows), data)
+    )
+    options = tf.data.Options()
+    options.autotune.enabled = False  # see epoch_batches
+    options.experimental_optimization.apply_default_optimizations = False
+    return batches.prefetch(1).apply(tf.data.experimental.assert_cardinality(n_batches)).with_options(options)
 
 
 def tower_outputs(tower: keras.Model, n: int) -> tuple[np.ndarray, np.ndarray]:

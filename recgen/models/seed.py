@@ -16,6 +16,7 @@ from recgen.features import Catalog, Interactions, seed_video_features
 from recgen.models.keras_base import (
     FeatureLookup,
     TrainReport,
+    epoch_batches,
     epoch_logger,
     predict,
     settings_key,
@@ -83,13 +84,12 @@ def train_seed(
         monitor="val_loss", patience=settings.patience, restore_best_weights=True, verbose=0
     )
     with signals_between_batches() as held:
+        train, valid = epoch_batches(inputs, target, settings.batch_size, settings.validation_share, settings.seed)
         history = model.fit(
-            inputs,
-            target,
-            batch_size=settings.batch_size,
+            train,
+            validation_data=valid,
+            shuffle=False,  # the batches come shuffled
             epochs=settings.epochs,
-            validation_split=settings.validation_share,
-            shuffle=True,
             callbacks=[stop, *held, *epoch_logger(progress)],
             verbose=0,
         )

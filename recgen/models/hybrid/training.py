@@ -17,7 +17,13 @@ from recgen.models.hybrid.refit import REFIT_LAYER, TowerOutputs, refit_users, u
 from recgen.models.hybrid.settings import HybridSettings, target
 from recgen.models.hybrid.solves import shard_rows
 from recgen.models.hybrid.user_tables import UserTables, write_user_tables
-from recgen.models.keras_base import TrainReport, epoch_logger, signals_between_batches, tower_outputs
+from recgen.models.keras_base import (
+    TrainReport,
+    epoch_batches,
+    epoch_logger,
+    signals_between_batches,
+    tower_outputs,
+)
 from recgen.progress import Reporter, as_reporter
 
 
@@ -107,12 +113,18 @@ def fit_towers(
     )
     stop = RelativeEarlyStopping(settings.min_improvement, patience=settings.patience, restore_best_weights=True)
     with signals_between_batches() as held:
-        history = trainer.fit(
+        train, valid = epoch_batches(
             {"user": lists.users, "videos": lists.videos},
             lists.targets,
-            batch_size=settings.batch_lists,
+            settings.batch_lists,
+            settings.validation_share,
+            settings.seed,
+        )
+        history = trainer.fit(
+            train,
+            validation_data=valid,
+            shuffle=False,  # the batches come shuffled
             epochs=settings.epochs,
-            validation_split=settings.validation_share,
             callbacks=[stop, *held, *epoch_logger(progress)],
             verbose=0,
         )
