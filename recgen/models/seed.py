@@ -74,7 +74,7 @@ def train_seed(
     settings: SeedSettings,
     progress: Reporter | Callable[[str], None] | None = None,
 ) -> TrainReport:
-    """Fit on shuffled rows (the table is ordered by user, so Keras' tail split would hold out whole users),
+    """Fit on shuffled rows (the table is ordered by user, so a tail split would hold out whole users),
     keep 10% for validation, stop early and restore the best weights."""
     started = time.perf_counter()
     order = np.random.default_rng(settings.seed).permutation(len(interactions))
@@ -83,8 +83,8 @@ def train_seed(
     stop = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=settings.patience, restore_best_weights=True, verbose=0
     )
+    train, valid = epoch_batches(inputs, target, settings.batch_size, settings.validation_share, settings.seed)
     with signals_between_batches() as held:
-        train, valid = epoch_batches(inputs, target, settings.batch_size, settings.validation_share, settings.seed)
         history = model.fit(
             train,
             validation_data=valid,

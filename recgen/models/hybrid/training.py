@@ -112,14 +112,9 @@ def fit_towers(
         ),
     )
     stop = RelativeEarlyStopping(settings.min_improvement, patience=settings.patience, restore_best_weights=True)
+    x = {"user": lists.users, "videos": lists.videos}
+    train, valid = epoch_batches(x, lists.targets, settings.batch_lists, settings.validation_share, settings.seed)
     with signals_between_batches() as held:
-        train, valid = epoch_batches(
-            {"user": lists.users, "videos": lists.videos},
-            lists.targets,
-            settings.batch_lists,
-            settings.validation_share,
-            settings.seed,
-        )
         history = trainer.fit(
             train,
             validation_data=valid,
