@@ -58,19 +58,13 @@ def first_batches(engine, inputs, feed: str, epochs: int) -> list[tuple[float, f
     import keras
 
     from recgen.models.hybrid.family import HybridFamily
-    from recgen.models.hybrid.network import ListLoss, ListTrainer
-    from recgen.models.hybrid.training import make_lists
+    from recgen.models.hybrid.training import list_trainer, make_lists
     from recgen.models.keras_base import epoch_batches
 
     family = HybridFamily(seed=42)
     settings = family.settings
-    model = family.build(engine, inputs.catalog, inputs.train)
+    trainer = list_trainer(family.build(engine, inputs.catalog, inputs.train), settings)
     lists = make_lists(inputs.train, settings.list_size, settings)
-    trainer = ListTrainer(model, settings.list_size)
-    loss = ListLoss(
-        settings.ranking_weight, settings.temperature, settings.huber_delta, settings.row_weighted, settings.expectile
-    )
-    trainer.compile(optimizer=keras.optimizers.Adam(settings.learning_rate), loss=loss)
 
     class Timer(keras.callbacks.Callback):
         def __init__(self):

@@ -91,15 +91,8 @@ def train_hybrid(
     return TrainReport(float(np.min(val_losses)), len(val_losses), time.perf_counter() - started, len(rows), tables)
 
 
-def fit_towers(
-    pair_model: keras.Model,
-    rows: Interactions,
-    settings: HybridSettings,
-    progress: Reporter | Callable[[str], None] | None = None,
-) -> list[float]:
-    """`model.fit` on per-user lists: `validation_share` of the lists validate, early stopping keeps the best
-    epoch's weights. Returns each epoch's validation loss."""
-    lists = make_lists(rows, settings.list_size, settings)
+def list_trainer(pair_model: keras.Model, settings: HybridSettings) -> ListTrainer:
+    """The training view of `pair_model`, compiled with the settings' optimiser and list loss."""
     trainer = ListTrainer(pair_model, settings.list_size)
     trainer.compile(
         optimizer=keras.optimizers.Adam(settings.learning_rate),
@@ -111,6 +104,19 @@ def fit_towers(
             settings.expectile,
         ),
     )
+    return trainer
+
+
+def fit_towers(
+    pair_model: keras.Model,
+    rows: Interactions,
+    settings: HybridSettings,
+    progress: Reporter | Callable[[str], None] | None = None,
+) -> list[float]:
+    """`model.fit` on per-user lists: `validation_share` of the lists validate, early stopping keeps the best
+    epoch's weights. Returns each epoch's validation loss."""
+    lists = make_lists(rows, settings.list_size, settings)
+    trainer = list_trainer(pair_model, settings)
     stop = RelativeEarlyStopping(settings.min_improvement, patience=settings.patience, restore_best_weights=True)
     x = {"user": lists.users, "videos": lists.videos}
     train, valid = epoch_batches(x, lists.targets, settings.batch_lists, settings.validation_share, settings.seed)
