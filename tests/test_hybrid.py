@@ -114,11 +114,15 @@ def test_tower_scores_equal_the_keras_model_alone_in_a_batch_and_in_a_block(chec
     np.testing.assert_allclose(block[1], scorer.score_pairs(np.full(N_VIDEOS, 4), np.arange(N_VIDEOS)), rtol=1e-5)
 
 
-def test_the_training_view_scores_as_the_model_does_and_trains_all_of_its_weights():
-    """The trainer leaves out the tables fitted after training (zeros until then), nothing else."""
+@pytest.mark.parametrize("content", [True, False])
+def test_the_training_view_scores_as_the_model_does_and_trains_all_of_its_weights(content):
+    """The trainer leaves out the tables fitted after training (zeros until then), and carries only the
+    trained part of a video's vector through its batch's rows, its content looked up beside it."""
     settings = replace(HybridSettings(), dim=4, hidden=8, residual_rank=3, list_size=5)
-    known_users, known_videos = np.ones(N_USERS, bool), np.ones(N_VIDEOS, bool)
-    keras_model = build_hybrid_model(*side_tables(known_users, known_videos), settings)
+    users_table, videos_table = side_tables(np.ones(N_USERS, bool), np.ones(N_VIDEOS, bool))
+    if not content:
+        videos_table = replace(videos_table, content=None)
+    keras_model = build_hybrid_model(users_table, videos_table, settings)
     trainer = ListTrainer(keras_model, settings.list_size)
     users = np.arange(10, dtype=np.int32)
     videos = np.random.default_rng(3).integers(0, N_VIDEOS, (10, settings.list_size)).astype(np.int32)
@@ -129,6 +133,8 @@ def test_the_training_view_scores_as_the_model_does_and_trains_all_of_its_weight
     fitted_after = {REFIT_LAYER, f"user_{FACTORS_LAYER}", f"video_{FACTORS_LAYER}"}
     for tower in (trainer.user_tower, trainer.video_tower):
         assert not {layer.name for layer in tower.layers} & fitted_after
+    assert trainer.video_tower.outputs[0].shape[-1] == settings.dim
+    assert (trainer.content is not None) == content
 
 
 def test_save_then_load_gives_identical_scores(checkerboard, tmp_path):
